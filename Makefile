@@ -1,0 +1,40 @@
+# Shiplog's front door: `make run`, `make test`, `make lint`, `make bench`.
+PYTHON ?= python3
+ADDR ?= 127.0.0.1:8000
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-postgres lint format bench install clean
+
+$(STAMP): requirements/lock.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/lock.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run Shiplog on the embedded default: SQLite, a broker with no server, worker, beat, web.
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runlocal --addr $(ADDR)
+
+## Run the test suite (SQLite unless DATABASE_URL says otherwise).
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

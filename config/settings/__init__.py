@@ -1,0 +1,1 @@
+"""Settings split by purpose: base, local (the embedded default), test, production."""

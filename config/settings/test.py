@@ -1,0 +1,16 @@
+"""Settings for the test suite: PostgreSQL and Redis in CI, SQLite and no broker otherwise."""
+
+from __future__ import annotations
+
+from config.settings.base import *  # noqa: F403
+
+SECRET_KEY = "test-only-not-secret"  # noqa: S105
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# WhiteNoise warns about a missing STATIC_ROOT; tests serve nothing collected.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

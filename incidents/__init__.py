@@ -1,0 +1,1 @@
+"""Incidents, detection, postmortems and lessons learned."""

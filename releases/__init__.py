@@ -1,0 +1,1 @@
+"""The stream of CI events and the release timelines built from it."""

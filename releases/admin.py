@@ -1,0 +1,126 @@
+"""Admin: the stream read-only with filters; repositories and their webhook secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from releases.encryption import encrypt
+from releases.models import Repository, StreamEvent, WebhookSecret
+
+
+@admin.register(StreamEvent)
+class StreamEventAdmin(admin.ModelAdmin[StreamEvent]):
+    list_display = (
+        "position",
+        "source",
+        "event_type",
+        "repository",
+        "tag",
+        "branch",
+        "recognition",
+        "occurred_at",
+        "recorded_at",
+    )
+    list_filter = ("source", "recognition", "event_type", "repository")
+    search_fields = ("=delivery_key", "=sha", "=tag", "=repository")
+    ordering = ("-position",)
+    show_full_result_count = False
+    list_per_page = 50
+    exclude = ("body", "data", "headers")
+    readonly_fields = (
+        "position",
+        "event_id",
+        "source",
+        "event_type",
+        "repository",
+        "sha",
+        "branch",
+        "tag",
+        "occurred_at",
+        "recorded_at",
+        "delivery_key",
+        "recognition",
+        "prev_hash",
+        "hash",
+        "pretty_headers",
+        "pretty_data",
+        "pretty_body",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @staticmethod
+    def _pre(value: Any) -> str:
+        return format_html("<pre>{}</pre>", orjson.dumps(value, option=orjson.OPT_INDENT_2))
+
+    @admin.display(description="headers")
+    def pretty_headers(self, obj: StreamEvent) -> str:
+        return self._pre(obj.headers)
+
+    @admin.display(description="normalised fields")
+    def pretty_data(self, obj: StreamEvent) -> str:
+        return self._pre(obj.data)
+
+    @admin.display(description="raw body")
+    def pretty_body(self, obj: StreamEvent) -> str:
+        raw = bytes(obj.body)
+        try:
+            return self._pre(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            return format_html("<pre>{}</pre>", raw.decode("utf-8", errors="replace"))
+
+
+class WebhookSecretForm(forms.ModelForm[WebhookSecret]):
+    secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        min_length=8,
+        help_text="Write-only. Leave empty to keep the stored secret.",
+    )
+
+    class Meta:
+        model = WebhookSecret
+        fields = ("repository", "platform", "label", "active")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if not self.instance.pk and not cleaned.get("secret"):
+            self.add_error("secret", "A new webhook secret needs its value.")
+        return cleaned
+
+    def save(self, commit: bool = True) -> WebhookSecret:
+        secret = self.cleaned_data.get("secret")
+        if secret:
+            self.instance.encrypted_secret = encrypt(secret)
+            self.instance.last_four = secret[-4:]
+        return super().save(commit=commit)
+
+
+@admin.register(WebhookSecret)
+class WebhookSecretAdmin(admin.ModelAdmin[WebhookSecret]):
+    form = WebhookSecretForm
+    list_display = ("repository", "platform", "label", "masked", "active", "created_at")
+    list_filter = ("platform", "active")
+
+    @admin.display(description="secret")
+    def masked(self, obj: WebhookSecret) -> str:
+        return f"••••{obj.last_four}"
+
+
+@admin.register(Repository)
+class RepositoryAdmin(admin.ModelAdmin[Repository]):
+    list_display = ("full_name", "circleci_project_slug", "created_at")
+    search_fields = ("full_name",)

@@ -1,0 +1,284 @@
+"""Writes for the releases app: recording webhook deliveries and configuring repositories."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from releases import signatures, stream
+from releases.encryption import encrypt
+from releases.ingest import NORMALISERS, MalformedPayload, Normalised, UnrecognisedEvent
+from releases.models import Recognition, Repository, Source, WebhookSecret
+from releases.selectors import repository_for_circleci_slug, webhook_secret_candidates
+
+logger = logging.getLogger(__name__)
+
+# Headers kept with each delivery, as received. Signatures are left out on purpose: they are
+# derived from the secret and useless once verified.
+GITHUB_HEADERS = (
+    "X-GitHub-Event",
+    "X-GitHub-Delivery",
+    "X-GitHub-Hook-ID",
+    "X-GitHub-Hook-Installation-Target-Type",
+    "X-GitHub-Hook-Installation-Target-ID",
+    "X-GitHub-Enterprise-Version",
+    "X-GitHub-Enterprise-Host",
+    "User-Agent",
+    "Content-Type",
+)
+CIRCLECI_HEADERS = ("circleci-event-type", "User-Agent", "Content-Type")
+JSON_TYPES = {"application/json"}
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class DeliveryRejected(Exception):
+    """A delivery Shiplog will not store; the message names the problem for the sender."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """The answer to a delivery that reached the stream (or was already in it)."""
+
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _decode_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedPayload(f"body is not valid JSON: {exc}") from exc
+
+
+def _decode_github(body: bytes, media_type: str) -> Any:
+    if media_type == FORM_TYPE:
+        try:
+            form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MalformedPayload(
+                "form body is not valid application/x-www-form-urlencoded"
+            ) from exc
+        values = form.get("payload")
+        if not values or len(values) != 1:
+            raise MalformedPayload("form body must have exactly one payload field")
+        return _decode_json(values[0].encode())
+    return _decode_json(body)
+
+
+def _claimed_github_repository(payload: Any) -> str | None:
+    repo = payload.get("repository") if isinstance(payload, dict) else None
+    name = repo.get("full_name") if isinstance(repo, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def _claimed_circleci_repository(payload: Any) -> str | None:
+    """Return the repository a CircleCI body claims, read leniently before verification."""
+    try:
+        normalised = NORMALISERS["circleci"].normalise(str(payload.get("type", "")), payload)
+    except (MalformedPayload, UnrecognisedEvent, AttributeError):
+        return None
+    if normalised.repository:
+        return normalised.repository
+    return repository_for_circleci_slug(str(normalised.extra.get("project_slug", ""))) or None
+
+
+def _verify(platform: str, body: bytes, digest: str, claimed: str | None) -> str:
+    """Return the repository whose secret signed `body`, or raise a 401 rejection."""
+    candidates = webhook_secret_candidates(platform=platform, repository=claimed)
+    if not candidates:
+        where = f"repository {claimed}" if claimed else "any repository"
+        raise DeliveryRejected(401, f"no {platform} webhook secret is configured for {where}")
+    matched = signatures.matching_secret(body, digest, candidates)
+    if matched is None:
+        raise DeliveryRejected(401, "signature does not match the body with any active secret")
+    return claimed or matched
+
+
+def _record(
+    *,
+    platform: Source,
+    event_name: str,
+    delivery_key: str,
+    repository: str,
+    body: bytes,
+    headers: dict[str, str],
+    payload: Any,
+    decode_error: MalformedPayload | None,
+) -> DeliveryOutcome:
+    normalised: Normalised | None = None
+    problem: str | None = None
+    recognition = Recognition.RECOGNISED
+    if decode_error is not None:
+        recognition, problem = Recognition.MALFORMED, str(decode_error)
+    else:
+        try:
+            normalised = NORMALISERS[platform].normalise(event_name, payload)
+        except UnrecognisedEvent as exc:
+            recognition, problem = Recognition.UNRECOGNISED, str(exc)
+        except MalformedPayload as exc:
+            recognition, problem = Recognition.MALFORMED, str(exc)
+    if normalised is not None:
+        repository = normalised.repository or repository
+        data = normalised.as_data()
+        data["repository"] = repository
+        appended = stream.append(
+            source=platform,
+            event_type=normalised.event_type,
+            delivery_key=delivery_key,
+            repository=repository,
+            body=body,
+            headers=headers,
+            data=data,
+            occurred_at=normalised.occurred_at,
+            sha=normalised.sha,
+            branch=normalised.branch,
+            tag=normalised.tag,
+        )
+    else:
+        appended = stream.append(
+            source=platform,
+            event_type=event_name,
+            delivery_key=delivery_key,
+            repository=repository,
+            body=body,
+            headers=headers,
+            data={"problem": problem},
+            recognition=recognition,
+        )
+    answer: dict[str, Any] = {
+        "status": "recorded" if appended.created else "duplicate",
+        "position": appended.position,
+        "event_id": str(appended.event_id),
+    }
+    if recognition == Recognition.MALFORMED:
+        answer.update(status="malformed", error=problem, recorded=appended.created)
+        return DeliveryOutcome(400, answer)
+    if recognition == Recognition.UNRECOGNISED:
+        answer["note"] = f"stored but not interpreted: {problem}"
+    return DeliveryOutcome(202 if appended.created else 200, answer)
+
+
+def github_delivery_record(
+    *, headers: Mapping[str, str], body: bytes, content_type: str
+) -> DeliveryOutcome:
+    """Verify a GitHub delivery and append it to the stream unless it is already there."""
+    media_type = _media_type(content_type)
+    if media_type not in JSON_TYPES and media_type != FORM_TYPE:
+        raise DeliveryRejected(
+            415, f"content type must be application/json or {FORM_TYPE}, not {media_type!r}"
+        )
+    required = {}
+    for name in ("X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-ID"):
+        value = headers.get(name, "").strip()
+        if not value:
+            raise DeliveryRejected(400, f"missing {name} header")
+        if len(value) > 200:
+            raise DeliveryRejected(400, f"{name} header is longer than 200 characters")
+        required[name] = value
+    try:
+        digest = signatures.github_digest(headers.get("X-Hub-Signature-256"))
+    except signatures.BadSignatureHeader as exc:
+        raise DeliveryRejected(401, str(exc)) from exc
+    payload: Any = None
+    decode_error: MalformedPayload | None = None
+    try:
+        payload = _decode_github(body, media_type)
+    except MalformedPayload as exc:
+        decode_error = exc
+    repository = _verify("github", body, digest, _claimed_github_repository(payload))
+    return _record(
+        platform=Source.GITHUB,
+        event_name=required["X-GitHub-Event"],
+        delivery_key=f"github:{required['X-GitHub-Hook-ID']}:{required['X-GitHub-Delivery']}",
+        repository=repository,
+        body=body,
+        headers={name: headers[name] for name in GITHUB_HEADERS if name in headers},
+        payload=payload,
+        decode_error=decode_error,
+    )
+
+
+def circleci_delivery_record(
+    *, headers: Mapping[str, str], body: bytes, content_type: str
+) -> DeliveryOutcome:
+    """Verify a CircleCI delivery and append it to the stream unless it is already there."""
+    media_type = _media_type(content_type)
+    if media_type not in JSON_TYPES:
+        raise DeliveryRejected(415, f"content type must be application/json, not {media_type!r}")
+    event_name = headers.get("circleci-event-type", "").strip()
+    if not event_name:
+        raise DeliveryRejected(400, "missing circleci-event-type header")
+    if len(event_name) > 100:
+        raise DeliveryRejected(400, "circleci-event-type header is longer than 100 characters")
+    try:
+        digest = signatures.circleci_digest(headers.get("circleci-signature"))
+    except signatures.BadSignatureHeader as exc:
+        raise DeliveryRejected(401, str(exc)) from exc
+    payload: Any = None
+    decode_error: MalformedPayload | None = None
+    try:
+        payload = _decode_json(body)
+    except MalformedPayload as exc:
+        decode_error = exc
+    repository = _verify("circleci", body, digest, _claimed_circleci_repository(payload))
+    # CircleCI has no delivery header: the body's id is the key, and a body without one is
+    # keyed by its own hash so that a redelivery of the same bytes is still a duplicate.
+    event_key = payload.get("id") if isinstance(payload, dict) else None
+    if not isinstance(event_key, str | int) or isinstance(event_key, bool) or event_key == "":
+        event_key = "sha256-" + hashlib.sha256(body).hexdigest()
+    return _record(
+        platform=Source.CIRCLECI,
+        event_name=event_name,
+        delivery_key=f"circleci:{event_key}",
+        repository=repository,
+        body=body,
+        headers={name: headers[name] for name in CIRCLECI_HEADERS if name in headers},
+        payload=payload,
+        decode_error=decode_error,
+    )
+
+
+def repository_create(*, full_name: str, circleci_project_slug: str = "") -> Repository:
+    """Register a repository by its canonical owner/name."""
+    repository, _ = Repository.objects.get_or_create(
+        full_name=full_name, defaults={"circleci_project_slug": circleci_project_slug}
+    )
+    return repository
+
+
+def webhook_secret_add(
+    *, repository: Repository, platform: str, secret: str, label: str = ""
+) -> WebhookSecret:
+    """Store a new active signing secret for a repository, encrypted; older ones stay active."""
+    if len(secret) < 8:
+        raise ValueError("a webhook secret must be at least 8 characters long")
+    created = WebhookSecret.objects.create(
+        repository=repository,
+        platform=platform,
+        label=label,
+        encrypted_secret=encrypt(secret),
+        last_four=secret[-4:],
+    )
+    logger.info("added a %s webhook secret for %s", platform, repository)
+    return created
+
+
+def webhook_secret_retire(*, secret: WebhookSecret) -> None:
+    """Stop accepting deliveries signed with `secret` (the last step of a rotation)."""
+    secret.active = False
+    secret.save(update_fields=["active"])
