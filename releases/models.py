@@ -95,3 +95,152 @@ class WebhookSecret(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository} {self.platform} secret …{self.last_four}"
+
+
+class ReleaseState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    BLOCKED = "blocked", "Blocked"
+    FAILED = "failed", "Failed"
+    PARTIALLY_DEPLOYED = "partially_deployed", "Partially deployed"
+    DEPLOYED = "deployed", "Deployed"
+
+
+class Release(models.Model):
+    """Projection: a repository plus a tag, or a deploy branch at one commit.
+
+    Rebuilt from the stream by the projector; nothing else writes it.
+    """
+
+    class RefKind(models.TextChoices):
+        TAG = "tag", "Tag"
+        BRANCH = "branch", "Branch"
+
+    repository = models.CharField(max_length=200)
+    ref_kind = models.CharField(max_length=8, choices=RefKind.choices)
+    ref_key = models.CharField(max_length=320, help_text="tag:<name> or branch:<name>@<sha>")
+    tag = models.CharField(max_length=255, blank=True)
+    branch = models.CharField(max_length=255, blank=True)
+    sha = models.CharField(max_length=64, blank=True)
+    state = models.CharField(
+        max_length=24, choices=ReleaseState.choices, default=ReleaseState.PENDING
+    )
+    flags = models.JSONField(default=list, help_text="Every state that applies, e.g. blocked.")
+    blocking = models.JSONField(default=list, help_text="The blocking chain.")
+    tagged_at = models.DateTimeField(null=True)
+    first_deploy_started_at = models.DateTimeField(null=True)
+    deployed_at = models.DateTimeField(null=True)
+    blocked_at = models.DateTimeField(null=True)
+    unblocked_at = models.DateTimeField(null=True)
+    started_at = models.DateTimeField(null=True, help_text="The first thing that happened.")
+    last_activity_at = models.DateTimeField(null=True)
+    last_position = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "ref_key"], name="release_unique_ref")
+        ]
+        indexes = [
+            models.Index(fields=["repository", "-started_at"], name="release_repo_started"),
+            models.Index(fields=["state", "-started_at"], name="release_state_started"),
+            models.Index(fields=["-started_at"], name="release_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository} {self.name}"
+
+    @property
+    def name(self) -> str:
+        """Return the tag, or branch@short-sha for a branch deploy."""
+        return self.tag if self.ref_kind == self.RefKind.TAG else f"{self.branch}@{self.sha[:7]}"
+
+
+class TimelineEntry(models.Model):
+    """Projection: one workflow run attempt, job attempt, deployment or marker.
+
+    Order-insensitive: whichever delivery ranks highest (terminal over running, then the
+    platform's clock, then event id) supplies the fields, however the deliveries arrived.
+    """
+
+    entry_key = models.CharField(max_length=400, unique=True)
+    repository = models.CharField(max_length=200)
+    release = models.ForeignKey(
+        Release, null=True, on_delete=models.SET_NULL, related_name="entries"
+    )
+    platform = models.CharField(max_length=16)
+    kind = models.CharField(max_length=24)
+    name = models.CharField(max_length=300, blank=True)
+    workflow_name = models.CharField(max_length=300, blank=True)
+    run_id = models.CharField(max_length=100, blank=True)
+    attempt = models.PositiveIntegerField(default=1)
+    pipeline_id = models.CharField(max_length=100, blank=True)
+    pipeline_number = models.BigIntegerField(null=True)
+    job_id = models.CharField(max_length=100, blank=True)
+    job_number = models.BigIntegerField(null=True)
+    status = models.CharField(max_length=40, blank=True)
+    conclusion = models.CharField(max_length=40, blank=True)
+    started_at = models.DateTimeField(null=True)
+    completed_at = models.DateTimeField(null=True)
+    occurred_at = models.DateTimeField(null=True)
+    url = models.URLField(max_length=1000, blank=True)
+    sha = models.CharField(max_length=64, blank=True)
+    branch = models.CharField(max_length=255, blank=True)
+    tag = models.CharField(max_length=255, blank=True)
+    extra = models.JSONField(default=dict)
+    rank = models.CharField(max_length=120, help_text="Sort key of the delivery that won.")
+    position = models.BigIntegerField(help_text="Stream position of the delivery that won.")
+    first_position = models.BigIntegerField(help_text="Lowest stream position merged in.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["release", "first_position"], name="entry_release_pos"),
+            models.Index(fields=["repository", "sha"], name="entry_repo_sha"),
+            models.Index(fields=["repository", "branch"], name="entry_repo_branch"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform} {self.kind} {self.name}"
+
+
+class KnownTag(models.Model):
+    """Projection: a tag the stream has mentioned, and the commit it points at if known."""
+
+    repository = models.CharField(max_length=200)
+    tag = models.CharField(max_length=255)
+    sha = models.CharField(max_length=64, blank=True)
+    rank = models.CharField(max_length=120, blank=True)
+    tagged_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "tag"], name="known_tag_unique")
+        ]
+        indexes = [models.Index(fields=["repository", "sha"], name="known_tag_sha")]
+
+    def __str__(self) -> str:
+        return f"{self.repository} {self.tag}"
+
+
+class ProjectorCheckpoint(models.Model):
+    """The last stream position a projector has applied, advanced with its effects."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.position}"
+
+
+class DeployPolicy(models.Model):
+    """A repository's deploy policy, stored as the TOML its maintainers edit."""
+
+    repository = models.OneToOneField(Repository, on_delete=models.CASCADE, related_name="policy")
+    document = models.TextField(help_text="The policy as TOML; see docs/policy.md.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "deploy policies"
+
+    def __str__(self) -> str:
+        return f"policy for {self.repository}"

@@ -1,0 +1,149 @@
+"""Release projections: correlation across platforms, derived state, the gate, rebuilds."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from releases import projector
+from releases.models import DeployPolicy, Release, TimelineEntry
+from releases.services import repository_create
+from tests.releases import factories as f
+
+
+def _policy(document: str) -> None:
+    repo = repository_create(full_name=f.REPO)
+    DeployPolicy.objects.update_or_create(repository=repo, defaults={"document": document})
+
+
+def _release() -> Release:
+    return Release.objects.get(repository=f.REPO, ref_key=f"tag:{f.TAG}")
+
+
+@pytest.mark.django_db
+def test_the_pyodide_release_is_blocked_and_partially_deployed_across_both_platforms():
+    _policy(f.PYODIDE_POLICY)
+    f.append_all(f.pyodide_story())
+    projector.catch_up()
+    release = _release()
+    assert release.state == "blocked"
+    assert release.flags == ["blocked", "partially_deployed"]
+    assert release.blocking == [
+        {
+            "deploy": "deploy-release",
+            "platform": "circleci",
+            "blocked_by": [
+                {
+                    "job": "test-packages-firefox",
+                    "platform": "circleci",
+                    "conclusion": "failure",
+                    "url": "https://app.circleci.com/pipelines/gh/pyodide/pyodide/7578/workflows/"
+                    f"{f.WORKFLOW}/jobs/108413",
+                    "role": "core",
+                }
+            ],
+        }
+    ]
+    # The CircleCI tag pipeline names neither branch nor tag: it joined by commit.
+    circleci = TimelineEntry.objects.filter(platform="circleci", release=release)
+    assert circleci.count() == 5
+    assert release.blocked_at == f.at(95)
+    assert release.unblocked_at is None
+
+
+@pytest.mark.django_db
+def test_the_rerun_joins_the_same_release_and_deploys_it():
+    _policy(f.PYODIDE_POLICY)
+    f.append_all(f.pyodide_story())
+    projector.catch_up()
+    f.append_all(f.rerun_story())
+    projector.catch_up()
+    release = _release()
+    assert release.state == "deployed"
+    assert release.flags == ["deployed"]
+    assert release.blocking == []
+    assert release.blocked_at == f.at(95)
+    assert release.unblocked_at == f.at(3 * 24 * 60 + 5)
+    assert release.deployed_at == f.at(3 * 24 * 60 + 10)
+    assert release.first_deploy_started_at is not None
+
+
+@pytest.mark.django_db
+def test_events_arriving_before_the_tag_is_known_join_the_release_once_it_is():
+    _policy(f.PYODIDE_POLICY)
+    story = f.pyodide_story()
+    tag_push, rest = story[0], story[1:]
+    circleci_only = [e for e in rest if e["source"] == "circleci"]
+    f.append_all(circleci_only)
+    projector.catch_up()
+    assert not Release.objects.filter(ref_key=f"tag:{f.TAG}").exists()
+    f.append_all([tag_push])
+    projector.catch_up()
+    assert TimelineEntry.objects.filter(release=_release(), platform="circleci").count() == 5
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_any_arrival_order_gives_the_same_projection(seed):
+    _policy(f.PYODIDE_POLICY)
+    events = f.pyodide_story() + f.rerun_story()
+    random.Random(seed).shuffle(events)
+    f.append_all(events[: len(events) // 2])
+    projector.catch_up(batch_size=3)
+    f.append_all(events[len(events) // 2 :])
+    projector.catch_up(batch_size=3)
+    assert _release().state == "deployed"
+
+
+@pytest.mark.django_db
+def test_under_a_policy_that_makes_firefox_advisory_the_blocker_is_advisory():
+    _policy(f.ADVISORY_FIREFOX)
+    f.append_all(f.pyodide_story())
+    projector.catch_up()
+    release = _release()
+    assert release.state == "blocked"  # CircleCI's own graph still kept deploy-release back
+    assert release.blocking[0]["blocked_by"][0]["role"] == "advisory"
+
+
+@pytest.mark.django_db
+def test_rebuild_equals_incremental():
+    _policy(f.PYODIDE_POLICY)
+    f.append_all(f.pyodide_story())
+    projector.catch_up(batch_size=2)
+    f.append_all(f.rerun_story())
+    projector.catch_up(batch_size=1)
+    incremental = _snapshot()
+    projector.rebuild()
+    assert _snapshot() == incremental
+
+
+def _snapshot():
+    releases = list(
+        Release.objects.order_by("ref_key").values(
+            "repository",
+            "ref_key",
+            "state",
+            "flags",
+            "blocking",
+            "tagged_at",
+            "deployed_at",
+            "blocked_at",
+            "unblocked_at",
+            "first_deploy_started_at",
+        )
+    )
+    entries = list(
+        TimelineEntry.objects.order_by("entry_key").values(
+            "entry_key",
+            "release__ref_key",
+            "status",
+            "conclusion",
+            "started_at",
+            "completed_at",
+            "name",
+            "workflow_name",
+            "attempt",
+        )
+    )
+    return releases, entries
