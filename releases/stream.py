@@ -160,7 +160,14 @@ def append(
         fields["prev_hash"] = prev_hash
         fields["hash"] = row_hash(prev_hash, fields)
         cursor.execute(INSERT_SQL, [_prepare(name, fields[name]) for name in COLUMNS])
+        transaction.on_commit(_request_projection)
     return Appended(position=position, event_id=event_id, created=True)
+
+
+def _request_projection() -> None:
+    from releases.tasks import request_projection  # the tasks module imports the projector
+
+    request_projection()
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,3 +147,50 @@ def _snapshot():
         )
     )
     return releases, entries
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _project_in_savepoint(events, batch_size):
+    """Return the projection of `events` appended in this order, leaving nothing behind."""
+    from django.db import transaction
+
+    result = None
+    try:
+        with transaction.atomic():
+            _policy(f.PYODIDE_POLICY)
+            f.append_all(events)
+            projector.catch_up(batch_size=batch_size)
+            result = _snapshot()
+            raise _Rollback
+    except _Rollback:
+        pass
+    return result
+
+
+@pytest.mark.django_db
+def test_any_permutation_with_redeliveries_gives_the_identical_projection():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    events = f.pyodide_story() + f.rerun_story()
+    reference = _project_in_savepoint(events, batch_size=100)
+    assert reference is not None
+
+    @settings(
+        max_examples=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        order=st.permutations(range(len(events))),
+        redelivered=st.lists(st.integers(0, len(events) - 1), max_size=6),
+        batch_size=st.integers(1, 8),
+    )
+    def check(order, redelivered, batch_size):
+        shuffled = [events[i] for i in order] + [events[i] for i in redelivered]
+        assert _project_in_savepoint(shuffled, batch_size) == reference
+
+    check()

@@ -1,0 +1,40 @@
+"""Celery tasks for the releases app: thin wrappers that call one function each."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+from django.conf import settings
+
+from releases import projector
+
+logger = logging.getLogger(__name__)
+
+# Publishing one task per append would flood the broker under load; a projection run picks up
+# everything committed so far, so one request per interval per process is enough, and the
+# beat schedule covers whatever a skipped request would have.
+_MIN_INTERVAL = 0.1
+_last_request = 0.0
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def project_stream() -> int:
+    """Apply every committed stream event to the projections."""
+    return projector.catch_up()
+
+
+def request_projection() -> None:
+    """Ask a worker to project the stream soon; never fail the caller if the broker is down."""
+    global _last_request
+    if not settings.SHIPLOG_PROJECT_AFTER_COMMIT:
+        return
+    now = time.monotonic()
+    if now - _last_request < _MIN_INTERVAL:
+        return
+    _last_request = now
+    try:
+        project_stream.apply_async(retry=False)
+    except Exception as exc:  # the broker being down must not fail a recorded delivery
+        logger.warning("could not request a projection run (%s); beat will catch up", exc)
