@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from releases import hooks
 
 urlpatterns = [
     path("hooks/github/", hooks.github_hook, name="github-hook"),
     path("hooks/circleci/", hooks.circleci_hook, name="circleci-hook"),
+    path("api/v1/", include("config.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"

@@ -125,7 +125,11 @@ class Release(models.Model):
     state = models.CharField(
         max_length=24, choices=ReleaseState.choices, default=ReleaseState.PENDING
     )
-    flags = models.JSONField(default=list, help_text="Every state that applies, e.g. blocked.")
+    flags = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="Every state that applies, comma-delimited: ,blocked,partially_deployed,",
+    )
     blocking = models.JSONField(default=list, help_text="The blocking chain.")
     tagged_at = models.DateTimeField(null=True)
     first_deploy_started_at = models.DateTimeField(null=True)
@@ -148,6 +152,11 @@ class Release(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository} {self.name}"
+
+    @property
+    def flag_list(self) -> list[str]:
+        """Return every state that applies, most pressing first."""
+        return [flag for flag in self.flags.split(",") if flag]
 
     @property
     def name(self) -> str:
@@ -244,3 +253,27 @@ class DeployPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"policy for {self.repository}"
+
+
+class BotToken(models.Model):
+    """A CI bot's API token: shown once, stored hashed, scoped to repositories."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, editable=False, help_text="Identifies the token.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    repositories = models.ManyToManyField(Repository, related_name="bot_tokens")
+    can_write = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def active(self) -> bool:
+        """Return whether the token is still accepted."""
+        return self.revoked_at is None

@@ -137,6 +137,13 @@ def parse(document: str, *, repository: str | None = None) -> Policy:
     return from_mapping(raw, repository=repository)
 
 
+def declared_repository(document: str) -> str:
+    """Return the repository a valid policy document names, or "" if it names none."""
+    parse(document)
+    named = tomllib.loads(document).get("repository", "")
+    return named if isinstance(named, str) else ""
+
+
 def from_mapping(raw: Mapping[str, Any], *, repository: str | None = None) -> Policy:
     """Validate a decoded policy and return it."""
     unknown = sorted(set(raw) - KNOWN_KEYS)

@@ -58,7 +58,7 @@ def any_of(conditions: Iterable[Q]) -> Q:
     return combined
 
 
-def _entry_from_model(model: TimelineEntry) -> Entry:
+def entry_from_model(model: TimelineEntry) -> Entry:
     return Entry(entry_key=model.entry_key, **{name: getattr(model, name) for name in ENTRY_FIELDS})
 
 
@@ -122,14 +122,14 @@ def apply_rows(rows: Sequence[StreamRow]) -> set[int]:
     entries: dict[str, Entry] = {}
     for model in stored:
         previous_release[model.entry_key] = model.release_id
-        entries[model.entry_key] = _entry_from_model(model)
+        entries[model.entry_key] = entry_from_model(model)
     for entry_key, entry in incoming.items():
         entries[entry_key] = merge(entries.get(entry_key), entry)
 
     changed_tags = _store_tags(facts)
     for model in _entries_to_reassign(changed_tags, exclude=entries.keys()):
         previous_release[model.entry_key] = model.release_id
-        entries[model.entry_key] = _entry_from_model(model)
+        entries[model.entry_key] = entry_from_model(model)
 
     repositories = {entry.repository for entry in entries.values()}
     policies = policies_for(repositories)
@@ -298,7 +298,7 @@ def refresh_releases(release_ids: set[int], *, policies: dict[str, Policy] | Non
         "entry_key", "release_id", *ENTRY_FIELDS
     ):
         assert model.release_id is not None
-        grouped[model.release_id].append(_entry_from_model(model))
+        grouped[model.release_id].append(entry_from_model(model))
         positions[model.release_id] = max(positions[model.release_id], model.position)
     tagged = {
         (k.repository, k.tag): k.tagged_at
@@ -319,7 +319,7 @@ def refresh_releases(release_ids: set[int], *, policies: dict[str, Policy] | Non
             tagged_at=tagged.get((release.repository, release.tag)),
         )
         release.state = view.state
-        release.flags = list(view.flags)
+        release.flags = f",{','.join(view.flags)},"
         release.blocking = [
             {
                 "deploy": outcome.deploy.name,

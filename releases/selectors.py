@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.conf import settings
+from django.db.models import Q, QuerySet
 
 from releases.encryption import UndecryptableSecret, decrypt
-from releases.models import Repository, WebhookSecret
+from releases.models import (
+    KnownTag,
+    Release,
+    Repository,
+    StreamEvent,
+    TimelineEntry,
+    WebhookSecret,
+)
+from releases.policy import Policy
+from releases.projections import Entry, ReleaseView, derive
 
 # The environment's default secret is tagged with this instead of a repository name.
 ENV_DEFAULT = ""
@@ -47,3 +60,96 @@ def repository_for_circleci_slug(slug: str) -> str:
         .first()
     )
     return found or ""
+
+
+def release_list(
+    *,
+    readable: frozenset[str] | None,
+    repository: str | None = None,
+    state: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Release]:
+    """Return releases, newest first, that the caller may read, filtered as asked.
+
+    `state` matches any state that applies (a release can be blocked and partially deployed).
+    """
+    releases = Release.objects.order_by("-started_at", "-pk")
+    if readable is not None:
+        releases = releases.filter(repository__in=readable)
+    if repository:
+        releases = releases.filter(repository=repository)
+    if state:
+        releases = releases.filter(Q(state=state) | Q(flags__contains=f",{state},"))
+    if since:
+        releases = releases.filter(started_at__gte=since)
+    if until:
+        releases = releases.filter(started_at__lt=until)
+    return releases
+
+
+def release_get(*, repository: str, tag: str) -> Release | None:
+    """Return the release of `repository` at `tag`, or None."""
+    return Release.objects.filter(repository=repository, ref_key=f"tag:{tag}").first()
+
+
+@dataclass(frozen=True)
+class ReleaseDetail:
+    """A release with its entries, its policy, and the state derived from them."""
+
+    release: Release
+    entries: list[Entry]
+    policy: Policy
+    view: ReleaseView
+
+    def role(self, entry: Entry) -> str:
+        """Return how the policy treats an entry: deploy, core, advisory, or ''."""
+        if entry.kind not in {"job", "workflow_run"}:
+            return ""
+        return self.policy.role(entry.platform, entry.name, entry.workflow_name)
+
+
+def release_detail(release: Release) -> ReleaseDetail:
+    """Return a release with its timeline in stream order and its state under today's policy."""
+    from releases.projector import ENTRY_FIELDS, entry_from_model, policies_for
+
+    models = (
+        TimelineEntry.objects.filter(release=release)
+        .order_by("first_position", "entry_key")
+        .only("entry_key", *ENTRY_FIELDS)
+    )
+    entries = [entry_from_model(model) for model in models]
+    policy = policies_for([release.repository])[release.repository]
+    tagged = (
+        KnownTag.objects.filter(repository=release.repository, tag=release.tag)
+        .values_list("tagged_at", flat=True)
+        .first()
+    )
+    return ReleaseDetail(
+        release=release,
+        entries=entries,
+        policy=policy,
+        view=derive(release.ref_kind, entries, policy, tagged_at=tagged),
+    )
+
+
+def stream_page(
+    *,
+    readable: frozenset[str] | None,
+    after: int = 0,
+    limit: int = 50,
+    repository: str | None = None,
+    source: str | None = None,
+    event_type: str | None = None,
+) -> list[StreamEvent]:
+    """Return up to `limit` stream events after position `after`, in position order."""
+    events = StreamEvent.objects.filter(position__gt=after).order_by("position")
+    if readable is not None:
+        events = events.filter(repository__in=readable)
+    if repository:
+        events = events.filter(repository=repository)
+    if source:
+        events = events.filter(source=source)
+    if event_type:
+        events = events.filter(event_type=event_type)
+    return list(events.defer("body")[:limit])

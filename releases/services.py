@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+from django.db import transaction
+from django.utils import timezone
 
-from releases import signatures, stream
+from releases import policy as policy_module
+from releases import signatures, stream, tokens
 from releases.encryption import encrypt
 from releases.ingest import NORMALISERS, MalformedPayload, Normalised, UnrecognisedEvent
-from releases.models import Recognition, Repository, Source, WebhookSecret
+from releases.models import (
+    BotToken,
+    DeployPolicy,
+    Recognition,
+    Release,
+    Repository,
+    Source,
+    WebhookSecret,
+)
+from releases.policy import Policy
 from releases.selectors import repository_for_circleci_slug, webhook_secret_candidates
 
 logger = logging.getLogger(__name__)
@@ -282,3 +295,93 @@ def webhook_secret_retire(*, secret: WebhookSecret) -> None:
     """Stop accepting deliveries signed with `secret` (the last step of a rotation)."""
     secret.active = False
     secret.save(update_fields=["active"])
+
+
+def custom_event_record(
+    *, fields: dict[str, Any], body: bytes, headers: Mapping[str, str], actor: str
+) -> stream.Appended:
+    """Append a bot's own event (a deploy marker, a probe result, an annotation).
+
+    With an idempotency key, a retried request appends nothing new.
+    """
+    key = fields.get("idempotency_key") or str(uuid.uuid4())
+    occurred_at = fields.get("occurred_at")
+    data = {
+        "platform": "api",
+        "kind": fields["kind"],
+        "name": fields["name"],
+        "status": fields.get("status", ""),
+        "conclusion": fields.get("conclusion", ""),
+        "url": fields.get("url", ""),
+        "repository": fields["repository"],
+        "sha": fields.get("sha", ""),
+        "branch": fields.get("branch", ""),
+        "tag": fields.get("tag", ""),
+        "occurred_at": occurred_at.isoformat() if occurred_at else None,
+        "extra": {"type": fields["type"], "details": fields.get("details", {}), "actor": actor},
+    }
+    return stream.append(
+        source=Source.API,
+        event_type=fields["type"],
+        delivery_key=f"api:{fields['repository']}:{key}",
+        repository=fields["repository"],
+        body=body,
+        headers=headers,
+        data=data,
+        occurred_at=occurred_at,
+        sha=data["sha"],
+        branch=data["branch"],
+        tag=data["tag"],
+    )
+
+
+def policy_set(*, repository: Repository, document: str, actor: str) -> Policy:
+    """Validate and store a repository's deploy policy, and re-derive its releases' states.
+
+    The change is also appended to the stream, so the audit trail says who changed what.
+    """
+    parsed = policy_module.parse(document, repository=repository.full_name)
+    with transaction.atomic():
+        DeployPolicy.objects.update_or_create(
+            repository=repository, defaults={"document": document}
+        )
+        digest = hashlib.sha256(document.encode()).hexdigest()
+        stream.append(
+            source=Source.SHIPLOG,
+            event_type="policy.changed",
+            delivery_key=f"shiplog:policy:{repository.full_name}:{uuid.uuid4()}",
+            repository=repository.full_name,
+            body=document.encode(),
+            data={"kind": "policy", "actor": actor, "sha256": digest},
+        )
+    from releases.projector import refresh_releases
+
+    refresh_releases(
+        set(Release.objects.filter(repository=repository.full_name).values_list("pk", flat=True))
+    )
+    return parsed
+
+
+def bot_token_create(
+    *, name: str, repositories: list[Repository], can_write: bool = False
+) -> tuple[BotToken, str]:
+    """Create a bot token and return it with its secret value, which is never shown again."""
+    if not repositories:
+        raise ValueError("a bot token must be scoped to at least one repository")
+    value = tokens.new_token()
+    bot = BotToken.objects.create(
+        name=name,
+        prefix=tokens.display_prefix(value),
+        token_hash=tokens.token_hash(value),
+        can_write=can_write,
+    )
+    bot.repositories.set(repositories)
+    logger.info("created bot token %s for %s", bot.prefix, ", ".join(map(str, repositories)))
+    return bot, value
+
+
+def bot_token_revoke(*, bot: BotToken) -> None:
+    """Stop accepting a bot token."""
+    if bot.revoked_at is None:
+        bot.revoked_at = timezone.now()
+        bot.save(update_fields=["revoked_at"])

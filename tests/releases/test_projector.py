@@ -28,7 +28,7 @@ def test_the_pyodide_release_is_blocked_and_partially_deployed_across_both_platf
     projector.catch_up()
     release = _release()
     assert release.state == "blocked"
-    assert release.flags == ["blocked", "partially_deployed"]
+    assert release.flag_list == ["blocked", "partially_deployed"]
     assert release.blocking == [
         {
             "deploy": "deploy-release",
@@ -61,7 +61,7 @@ def test_the_rerun_joins_the_same_release_and_deploys_it():
     projector.catch_up()
     release = _release()
     assert release.state == "deployed"
-    assert release.flags == ["deployed"]
+    assert release.flag_list == ["deployed"]
     assert release.blocking == []
     assert release.blocked_at == f.at(95)
     assert release.unblocked_at == f.at(3 * 24 * 60 + 5)

@@ -1,0 +1,49 @@
+"""Who may read and write which repository: bot tokens, maintainers and viewers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from releases.authentication import BotUser
+
+MAINTAINERS = "maintainers"
+VIEWERS = "viewers"
+
+
+@dataclass(frozen=True)
+class Access:
+    """The repositories a caller may read and write; None means every repository."""
+
+    readable: frozenset[str] | None
+    writable: frozenset[str] | None
+
+    def can_read(self, repository: str) -> bool:
+        """Return whether the caller may read `repository`."""
+        return self.readable is None or repository in self.readable
+
+    def can_write(self, repository: str) -> bool:
+        """Return whether the caller may act on `repository`."""
+        return self.writable is None or repository in self.writable
+
+
+NOBODY = Access(readable=frozenset(), writable=frozenset())
+
+
+def is_maintainer(user: Any) -> bool:
+    """Return whether a signed-in person may act (maintainers and superusers)."""
+    if not getattr(user, "is_authenticated", False) or isinstance(user, BotUser):
+        return False
+    return bool(user.is_superuser or user.groups.filter(name=MAINTAINERS).exists())
+
+
+def access_for(user: Any) -> Access:
+    """Return what `user` (a person, a bot, or anonymous) may read and write."""
+    if isinstance(user, BotUser):
+        names = frozenset(r.full_name for r in user.token.repositories.all())
+        return Access(readable=names, writable=names if user.token.can_write else frozenset())
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return NOBODY
+    if is_maintainer(user):
+        return Access(readable=None, writable=None)
+    return Access(readable=None, writable=frozenset())

@@ -1,0 +1,270 @@
+"""The REST API for CI bots and the UI: releases, their timelines, the gate, the stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from releases import policy as policy_module
+from releases import selectors, services
+from releases.access import Access, access_for
+from releases.models import Release, Repository
+from releases.serializers import (
+    CustomEventSerializer,
+    PolicySerializer,
+    ReleaseSerializer,
+    StreamEventSerializer,
+    entry_data,
+    gate_data,
+)
+
+API_HEADERS = ("Content-Type", "User-Agent", "Idempotency-Key")
+
+
+class Pages(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class ShiplogAPIView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def access(self) -> Access:
+        """Return what the caller may read and write."""
+        return access_for(self.request.user)
+
+    def readable_release(self, owner: str, name: str, tag: str) -> Release:
+        """Return the release, or 404 whether it is missing or not the caller's to read."""
+        repository = f"{owner}/{name}"
+        release = selectors.release_get(repository=repository, tag=tag)
+        if release is None or not self.access().can_read(repository):
+            raise NotFound(f"no release {tag} of {repository} that this token may read")
+        return release
+
+
+def _datetime_param(request: Request, name: str) -> Any:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    value = parse_datetime(raw)
+    if value is None:
+        raise ValidationError({name: f"must be an ISO 8601 date-time, not {raw!r}"})
+    return value
+
+
+class ReleaseListView(ShiplogAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("repository", str, description="owner/name"),
+            OpenApiParameter("state", str, description="any state or flag, e.g. blocked"),
+            OpenApiParameter("since", OpenApiTypes.DATETIME),
+            OpenApiParameter("until", OpenApiTypes.DATETIME),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=ReleaseSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        """List releases the caller may read, newest first."""
+        state = request.query_params.get("state")
+        valid = {"pending", "running", "blocked", "failed", "partially_deployed", "deployed"}
+        if state and state not in valid:
+            raise ValidationError({"state": f"must be one of {', '.join(sorted(valid))}"})
+        releases = selectors.release_list(
+            readable=self.access().readable,
+            repository=request.query_params.get("repository"),
+            state=state,
+            since=_datetime_param(request, "since"),
+            until=_datetime_param(request, "until"),
+        )
+        pages = Pages()
+        page = pages.paginate_queryset(releases, request, view=self)
+        return pages.get_paginated_response(ReleaseSerializer(page, many=True).data)
+
+
+class ReleaseDetailView(ShiplogAPIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "ReleaseDetail",
+            {
+                "release": ReleaseSerializer(),
+                "timeline": serializers.ListField(child=serializers.DictField()),
+            },
+        )
+    )
+    def get(self, request: Request, owner: str, name: str, tag: str) -> Response:
+        """Return a release, its state and its timeline across both platforms."""
+        detail = selectors.release_detail(self.readable_release(owner, name, tag))
+        return Response(
+            {
+                "release": ReleaseSerializer(detail.release).data,
+                "timeline": [entry_data(e, detail.role(e)) for e in detail.entries],
+            }
+        )
+
+
+class GateView(ShiplogAPIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "Gate",
+            {
+                "deployable": serializers.BooleanField(),
+                "state": serializers.CharField(),
+                "blocking": serializers.ListField(child=serializers.DictField()),
+                "advisory_failures": serializers.ListField(child=serializers.DictField()),
+                "pending": serializers.ListField(child=serializers.DictField()),
+            },
+        )
+    )
+    def get(self, request: Request, owner: str, name: str, tag: str) -> Response:
+        """Answer "may this release deploy now?" under the repository's policy."""
+        detail = selectors.release_detail(self.readable_release(owner, name, tag))
+        return Response(gate_data(detail))
+
+
+class StreamView(ShiplogAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", int, description="return events after this position"),
+            OpenApiParameter("limit", int, description="at most this many (1-500, default 50)"),
+            OpenApiParameter("repository", str),
+            OpenApiParameter("source", str),
+            OpenApiParameter("type", str),
+        ],
+        responses=inline_serializer(
+            "StreamPage",
+            {
+                "events": StreamEventSerializer(many=True),
+                "next_after": serializers.IntegerField(),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        """Return stream events in position order; follow with `after=<next_after>`."""
+        after = _int_param(request, "after", 0, 0, 2**63 - 1)
+        limit = _int_param(request, "limit", 50, 1, 500)
+        events = selectors.stream_page(
+            readable=self.access().readable,
+            after=after,
+            limit=limit,
+            repository=request.query_params.get("repository"),
+            source=request.query_params.get("source"),
+            event_type=request.query_params.get("type"),
+        )
+        return Response(
+            {
+                "events": StreamEventSerializer(events, many=True).data,
+                "next_after": events[-1].position if events else after,
+            }
+        )
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValidationError({name: f"must be a whole number, not {raw!r}"}) from exc
+    if not low <= value <= high:
+        raise ValidationError({name: f"must be between {low} and {high}"})
+    return value
+
+
+class EventCreateView(ShiplogAPIView):
+    @extend_schema(
+        request=CustomEventSerializer,
+        responses={
+            201: inline_serializer(
+                "EventRecorded",
+                {
+                    "status": serializers.CharField(),
+                    "position": serializers.IntegerField(),
+                    "event_id": serializers.UUIDField(),
+                },
+            )
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """Record a custom event (deploy marker, probe result, annotation) in the stream."""
+        incoming = dict(request.data) if isinstance(request.data, dict) else request.data
+        if isinstance(incoming, dict) and "idempotency_key" not in incoming:
+            header = request.headers.get("Idempotency-Key")
+            if header:
+                incoming["idempotency_key"] = header
+        serializer = CustomEventSerializer(data=incoming)
+        serializer.is_valid(raise_exception=True)
+        fields = serializer.validated_data
+        if not self.access().can_write(fields["repository"]):
+            raise PermissionDenied(f"this token may not write to {fields['repository']}")
+        appended = services.custom_event_record(
+            fields=fields,
+            body=request.body,
+            headers={h: request.headers[h] for h in API_HEADERS if h in request.headers},
+            actor=getattr(request.user, "username", ""),
+        )
+        return Response(
+            {
+                "status": "recorded" if appended.created else "duplicate",
+                "position": appended.position,
+                "event_id": str(appended.event_id),
+            },
+            status=status.HTTP_201_CREATED if appended.created else status.HTTP_200_OK,
+        )
+
+
+class PolicyView(ShiplogAPIView):
+    def repository(self, owner: str, name: str, *, write: bool) -> Repository:
+        """Return the repository if the caller may read (or write) it."""
+        full_name = f"{owner}/{name}"
+        access = self.access()
+        if not access.can_read(full_name):
+            raise NotFound(f"no repository {full_name} that this token may read")
+        if write and not access.can_write(full_name):
+            raise PermissionDenied(f"this token may not change the policy of {full_name}")
+        try:
+            return Repository.objects.get(full_name=full_name)
+        except Repository.DoesNotExist:
+            if write:
+                return services.repository_create(full_name=full_name)
+            raise Http404(f"no repository {full_name}") from None
+
+    @extend_schema(responses=PolicySerializer)
+    def get(self, request: Request, owner: str, name: str) -> Response:
+        """Return the repository's deploy policy as TOML (the default if none is set)."""
+        repo = self.repository(owner, name, write=False)
+        stored = getattr(repo, "policy", None)
+        document = (
+            stored.document
+            if stored is not None
+            else policy_module.dumps(policy_module.DEFAULT_POLICY, repository=repo.full_name)
+        )
+        return Response({"repository": repo.full_name, "document": document})
+
+    @extend_schema(request=PolicySerializer, responses=PolicySerializer)
+    def put(self, request: Request, owner: str, name: str) -> Response:
+        """Replace the repository's deploy policy; invalid TOML is refused with the reason."""
+        repo = self.repository(owner, name, write=True)
+        serializer = PolicySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        document = serializer.validated_data["document"]
+        try:
+            services.policy_set(
+                repository=repo, document=document, actor=getattr(request.user, "username", "")
+            )
+        except policy_module.PolicyError as exc:
+            raise ValidationError({"document": [str(exc)]}) from exc
+        return Response({"repository": repo.full_name, "document": document})
