@@ -6,12 +6,14 @@ from typing import Any
 
 import orjson
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from releases import policy as policy_module
+from releases import services
 from releases.encryption import encrypt
-from releases.models import Repository, StreamEvent, WebhookSecret
+from releases.models import BotToken, DeployPolicy, Repository, StreamEvent, WebhookSecret
 
 
 @admin.register(StreamEvent)
@@ -124,3 +126,68 @@ class WebhookSecretAdmin(admin.ModelAdmin[WebhookSecret]):
 class RepositoryAdmin(admin.ModelAdmin[Repository]):
     list_display = ("full_name", "circleci_project_slug", "created_at")
     search_fields = ("full_name",)
+
+
+class DeployPolicyForm(forms.ModelForm[DeployPolicy]):
+    class Meta:
+        model = DeployPolicy
+        fields = ("repository", "document")
+        widgets = {"document": forms.Textarea(attrs={"rows": 30, "cols": 100})}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        repository = cleaned.get("repository")
+        document = cleaned.get("document")
+        if repository is not None and document is not None:
+            try:
+                policy_module.parse(document, repository=repository.full_name)
+            except policy_module.PolicyError as exc:
+                self.add_error("document", str(exc))
+        return cleaned
+
+
+@admin.register(DeployPolicy)
+class DeployPolicyAdmin(admin.ModelAdmin[DeployPolicy]):
+    form = DeployPolicyForm
+    list_display = ("repository", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: DeployPolicy, form: Any, change: bool) -> None:
+        """Store through the service, so the change is audited and releases re-derived."""
+        services.policy_set(
+            repository=obj.repository,
+            document=obj.document,
+            actor=getattr(request.user, "username", "admin"),
+        )
+
+
+class BotTokenForm(forms.ModelForm[BotToken]):
+    class Meta:
+        model = BotToken
+        fields = ("name", "repositories", "can_write", "revoked_at")
+
+
+@admin.register(BotToken)
+class BotTokenAdmin(admin.ModelAdmin[BotToken]):
+    form = BotTokenForm
+    list_display = ("name", "prefix", "can_write", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "created_at", "last_used_at")
+
+    def save_model(self, request: HttpRequest, obj: BotToken, form: Any, change: bool) -> None:
+        """Create new tokens through the service and show the value once."""
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        repositories = list(form.cleaned_data["repositories"])
+        created, value = services.bot_token_create(
+            name=obj.name, repositories=repositories, can_write=obj.can_write
+        )
+        obj.pk = created.pk
+        obj.token_hash = created.token_hash
+        obj.prefix = created.prefix
+        messages.warning(
+            request, f"Token for {obj.name}: {value} — copy it now, it is not shown again."
+        )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        if change:
+            super().save_related(request, form, formsets, change)
