@@ -1,7 +1,7 @@
 """Deploy policy: which jobs gate a deploy, which are advisory, which deploy. Pure.
 
-A policy is a TOML document (see docs/policy.md). Without one, jobs and workflows whose name
-contains "deploy" or "publish" are deploy jobs and every other job is core.
+A policy is a TOML document (see docs/policy.md). Without one, jobs (and GitHub workflows)
+whose name contains "deploy" or "publish" deploy, and every other job is core.
 """
 
 from __future__ import annotations
@@ -71,8 +71,13 @@ class Policy:
                 if job.matches(platform, name, workflow_name):
                     return job
             return None
-        if _DEFAULT_DEPLOY.search(name) or _DEFAULT_DEPLOY.search(workflow_name):
-            return DeployJob(platform=platform, name=workflow_name or name)
+        # A GitHub workflow is usually one purpose (deploy_release.yml), so its name counts;
+        # a CircleCI workflow usually holds the whole pipeline (Pyodide's is
+        # "build-and-deploy", tests included), so there only job names count.
+        if platform == "github" and _DEFAULT_DEPLOY.search(workflow_name):
+            return DeployJob(platform=platform, name=workflow_name)
+        if _DEFAULT_DEPLOY.search(name):
+            return DeployJob(platform=platform, name=name)
         return None
 
     def role(self, platform: str, name: str, workflow_name: str = "") -> Role:

@@ -30,15 +30,40 @@ EVENT_ID_NAMESPACE = uuid.UUID("8a6f1c52-3f0e-4c43-9d0b-5d7f0f3f1e10")
 GENESIS_HASH = "0" * 64
 TABLE = StreamEvent._meta.db_table
 COLUMNS = [field.attname for field in StreamEvent._meta.concrete_fields]
-INSERT_SQL = (
+_JSON_COLUMNS = {"headers", "data"}
+_POSTGRES_CLAIM = (
+    "SELECT pg_advisory_xact_lock(%s); "
+    f"SELECT (SELECT position FROM {TABLE} WHERE event_id = %s), "
+    f"(SELECT hash FROM {TABLE} ORDER BY position DESC LIMIT 1), "
+    f"nextval(pg_get_serial_sequence('{TABLE}', 'position'))"
+)
+_SQLITE_CLAIM = (
+    f"SELECT (SELECT position FROM {TABLE} WHERE event_id = %s), "
+    f"(SELECT hash FROM {TABLE} ORDER BY position DESC LIMIT 1), "
+    f"(SELECT MAX(position) FROM {TABLE})"
+)
+_POSTGRES_INSERT = (
+    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES "
+    f"({', '.join('%s::jsonb' if c in _JSON_COLUMNS else '%s' for c in COLUMNS)})"
+)
+_SQLITE_INSERT = (
     f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
 )
-_FIELDS = {field.attname: field for field in StreamEvent._meta.concrete_fields}
 
 
-def _prepare(column: str, value: Any) -> Any:
-    """Adapt a value for a raw query the way the model field would for the ORM."""
-    return _FIELDS[column].get_db_prep_save(value, connection)
+def _insert_params(fields: Mapping[str, Any], *, postgres: bool) -> list[Any]:
+    """Return the INSERT's parameters; JSON goes in as the same canonical text that is hashed."""
+    params: list[Any] = []
+    for column in COLUMNS:
+        value = fields[column]
+        if column in _JSON_COLUMNS:
+            value = canonical_json(value).decode()
+        elif isinstance(value, uuid.UUID):
+            value = value if postgres else value.hex
+        elif isinstance(value, datetime) and not postgres:
+            value = connection.ops.adapt_datetimefield_value(value)
+        params.append(value)
+    return params
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,27 +164,27 @@ def append(
     postgres = connection.vendor == "postgresql"
     with transaction.atomic(), connection.cursor() as cursor:
         if postgres:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
-        # After the lock, a concurrent append of the same key has either committed (and is
-        # seen here) or not started: the unique index on event_id is only a second guard.
-        cursor.execute(
-            f"SELECT position FROM {TABLE} WHERE event_id = %s", [_prepare("event_id", event_id)]
-        )
-        existing = cursor.fetchone()
-        if existing is not None:
-            return Appended(position=existing[0], event_id=event_id, created=False)
-        cursor.execute(f"SELECT position, hash FROM {TABLE} ORDER BY position DESC LIMIT 1")
-        head = cursor.fetchone()
-        if postgres:
-            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'position'))", [TABLE])
-            position = cursor.fetchone()[0]
+            # One round trip: the lock, then (in a new statement, so with a snapshot taken
+            # after the lock) the duplicate check, the chain head and the next position.
+            # A concurrent append of the same key has either committed by then, and is seen,
+            # or not started; the unique index on event_id is only a second guard.
+            cursor.execute(_POSTGRES_CLAIM, [APPEND_LOCK_KEY, event_id])
+            cursor.nextset()
+            existing, head_hash, position = cursor.fetchone()
         else:
-            position = (head[0] if head else 0) + 1
-        prev_hash = head[1] if head else GENESIS_HASH
+            cursor.execute(_SQLITE_CLAIM, [event_id.hex])
+            existing, head_hash, last = cursor.fetchone()
+            position = (last or 0) + 1
+        if existing is not None:
+            return Appended(position=existing, event_id=event_id, created=False)
+        prev_hash = head_hash or GENESIS_HASH
         fields["position"] = position
         fields["prev_hash"] = prev_hash
         fields["hash"] = row_hash(prev_hash, fields)
-        cursor.execute(INSERT_SQL, [_prepare(name, fields[name]) for name in COLUMNS])
+        cursor.execute(
+            _POSTGRES_INSERT if postgres else _SQLITE_INSERT,
+            _insert_params(fields, postgres=postgres),
+        )
         transaction.on_commit(_request_projection)
     return Appended(position=position, event_id=event_id, created=True)
 

@@ -18,6 +18,9 @@ def test_without_a_policy_deploy_and_publish_jobs_deploy_and_the_rest_is_core():
     assert default.role("circleci", "publish-docs") == "deploy"
     assert default.role("github", "build", workflow_name="deploy-release") == "deploy"
     assert default.role("circleci", "test-packages-firefox") == "core"
+    # A CircleCI workflow holds the whole pipeline: its name does not make its tests deploys.
+    assert default.role("circleci", "test-core-node", workflow_name="build-and-deploy") == "core"
+    assert default.role("circleci", "deploy-release", workflow_name="build-and-deploy") == "deploy"
 
 
 def test_advisory_jobs_never_gate_and_listed_core_patterns_name_the_gates():
