@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from typing import TypeVar
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Model, Q, QuerySet
 
 from releases import policy as policy_module
 from releases.models import (
@@ -41,6 +41,7 @@ from releases.projections import (
 )
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=Model)
 
 NAME = "releases"
 ENTRY_FIELDS = [f for f in Entry.__dataclass_fields__ if f != "entry_key"]
@@ -50,12 +51,20 @@ ROW_FIELDS = list(StreamRow._fields)
 after_batch_hooks: list[Callable[[set[int]], None]] = []
 
 
-def any_of(conditions: Iterable[Q]) -> Q:
-    """Return the OR of `conditions`; with none, a condition nothing matches."""
-    combined = Q(pk__in=[])
-    for condition in conditions:
-        combined |= condition
-    return combined
+def matching_pairs(
+    queryset: QuerySet[M], first: str, second: str, pairs: Iterable[tuple[str, str]]
+) -> list[M]:
+    """Return the rows whose (first, second) fields are one of `pairs`.
+
+    Two IN lists and a check in Python: a long OR of pairs costs more to build than to run.
+    """
+    wanted = set(pairs)
+    if not wanted:
+        return []
+    rows = queryset.filter(
+        **{f"{first}__in": {a for a, _ in wanted}, f"{second}__in": {b for _, b in wanted}}
+    )
+    return [row for row in rows if (getattr(row, first), getattr(row, second)) in wanted]
 
 
 def entry_from_model(model: TimelineEntry) -> Entry:
@@ -63,9 +72,9 @@ def entry_from_model(model: TimelineEntry) -> Entry:
 
 
 def _model_from_entry(entry: Entry, release_id: int | None) -> TimelineEntry:
-    values = asdict(entry)
+    values = {name: getattr(entry, name) for name in ENTRY_FIELDS}
     values["extra"] = dict(entry.extra)
-    return TimelineEntry(release_id=release_id, **values)
+    return TimelineEntry(entry_key=entry.entry_key, release_id=release_id, **values)
 
 
 def policies_for(repositories: Iterable[str]) -> dict[str, Policy]:
@@ -156,12 +165,15 @@ def apply_rows(rows: Sequence[StreamRow]) -> set[int]:
     )
     touched = set(release_ids.values())
     touched |= {rid for rid in previous_release.values() if rid is not None}
-    touched |= set(
-        Release.objects.filter(
-            Q(ref_kind=Release.RefKind.TAG)
-            & any_of(Q(repository=r, tag=t) for r, t in changed_tags)
-        ).values_list("pk", flat=True)
-    )
+    touched |= {
+        release.pk
+        for release in matching_pairs(
+            Release.objects.filter(ref_kind=Release.RefKind.TAG).only("pk", "repository", "tag"),
+            "repository",
+            "tag",
+            changed_tags,
+        )
+    }
     refresh_releases(touched, policies=policies)
     return touched
 
@@ -171,8 +183,7 @@ def _store_tags(facts: dict[tuple[str, str], TagFact]) -> set[tuple[str, str]]:
     if not facts:
         return set()
     stored: dict[tuple[str, str], TagFact] = {}
-    query = any_of(Q(repository=r, tag=t) for r, t in facts)
-    for known in KnownTag.objects.filter(query):
+    for known in matching_pairs(KnownTag.objects.all(), "repository", "tag", facts):
         stored[(known.repository, known.tag)] = TagFact(
             known.repository, known.tag, known.sha, known.rank, known.tagged_at
         )
@@ -202,21 +213,18 @@ def _entries_to_reassign(
     """Return stored entries whose release may change now that these tags are known."""
     if not changed_tags:
         return []
-    shas = dict(
-        KnownTag.objects.filter(
-            any_of(Q(repository=r, tag=t) for r, t in changed_tags)
-        ).values_list("tag", "sha")
+    known = matching_pairs(KnownTag.objects.all(), "repository", "tag", changed_tags)
+    entries = TimelineEntry.objects.only("entry_key", "release_id", *ENTRY_FIELDS)
+    by_branch = matching_pairs(entries, "repository", "branch", changed_tags)
+    by_sha = matching_pairs(
+        entries.filter(branch=""),
+        "repository",
+        "sha",
+        {(k.repository, k.sha) for k in known if k.sha},
     )
-    query = Q(pk__in=[])
-    for repository, tag in changed_tags:
-        query |= Q(repository=repository, branch=tag)
-        if shas.get(tag):
-            query |= Q(repository=repository, branch="", sha=shas[tag])
-    return (
-        TimelineEntry.objects.filter(query)
-        .exclude(entry_key__in=list(exclude))
-        .only("entry_key", "release_id", *ENTRY_FIELDS)
-    )
+    skip = set(exclude)
+    unique = {model.entry_key: model for model in [*by_branch, *by_sha]}
+    return [model for key, model in unique.items() if key not in skip]
 
 
 def _tags_for(
@@ -252,10 +260,11 @@ def _release_ids(keys: set[ReleaseKey]) -> dict[ReleaseKey, int]:
     """Return the id of each release, creating the ones that do not exist yet."""
     if not keys:
         return {}
-    lookup = any_of(Q(repository=k.repository, ref_key=k.ref_key) for k in keys)
+    pairs = {(k.repository, k.ref_key) for k in keys}
+    lookup = Release.objects.only("pk", "repository", "ref_key")
     found = {
-        (r, ref): pk
-        for pk, r, ref in Release.objects.filter(lookup).values_list("pk", "repository", "ref_key")
+        (r.repository, r.ref_key): r.pk
+        for r in matching_pairs(lookup, "repository", "ref_key", pairs)
     }
     missing = [k for k in keys if (k.repository, k.ref_key) not in found]
     if missing:
@@ -275,10 +284,8 @@ def _release_ids(keys: set[ReleaseKey]) -> dict[ReleaseKey, int]:
         )
         found.update(
             {
-                (r, ref): pk
-                for pk, r, ref in Release.objects.filter(lookup).values_list(
-                    "pk", "repository", "ref_key"
-                )
+                (r.repository, r.ref_key): r.pk
+                for r in matching_pairs(lookup, "repository", "ref_key", pairs)
             }
         )
     return {k: found[(k.repository, k.ref_key)] for k in keys}
@@ -302,8 +309,11 @@ def refresh_releases(release_ids: set[int], *, policies: dict[str, Policy] | Non
         positions[model.release_id] = max(positions[model.release_id], model.position)
     tagged = {
         (k.repository, k.tag): k.tagged_at
-        for k in KnownTag.objects.filter(
-            any_of(Q(repository=r.repository, tag=r.tag) for r in releases.values() if r.tag)
+        for k in matching_pairs(
+            KnownTag.objects.all(),
+            "repository",
+            "tag",
+            {(r.repository, r.tag) for r in releases.values() if r.tag},
         )
     }
     empty: list[int] = []
