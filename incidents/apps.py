@@ -1,4 +1,4 @@
-"""Register the incidents app."""
+"""Register the incidents app, its projection and its detection."""
 
 from __future__ import annotations
 
@@ -8,3 +8,14 @@ from django.apps import AppConfig
 class IncidentsConfig(AppConfig):
     name = "incidents"
     verbose_name = "Incidents and postmortems"
+
+    def ready(self) -> None:
+        """Feed incident events to the incident projection; detect after each batch."""
+        from incidents.projection import IncidentProjection
+        from incidents.services import detect_after_batch
+        from releases import projector
+
+        if not any(isinstance(p, IncidentProjection) for p in projector.projections):
+            projector.projections.append(IncidentProjection())
+        if detect_after_batch not in projector.after_batch_hooks:
+            projector.after_batch_hooks.append(detect_after_batch)

@@ -129,7 +129,10 @@ def _entry_key(row: StreamRow, data: Mapping[str, Any]) -> str | None:
     platform = str(data.get("platform") or row.source)
     kind = str(data.get("kind", ""))
     if row.source in {"api", "shiplog"}:
-        return f"{row.source}:event:{row.event_id}"
+        # Shiplog's own facts (incidents, retries) join a release's timeline when they name
+        # it; the rest (policy changes, say) are not part of any release's story.
+        placed = row.tag or row.sha or row.branch
+        return f"{row.source}:event:{row.event_id}" if placed else None
     if kind == "workflow_run":
         return f"{platform}:run:{data.get('run_id')}:{data.get('attempt') or 1}"
     if kind == "job":

@@ -47,7 +47,22 @@ NAME = "releases"
 ENTRY_FIELDS = [f for f in Entry.__dataclass_fields__ if f != "entry_key"]
 ROW_FIELDS = list(StreamRow._fields)
 
-# Called with the ids of the releases a batch changed, inside the batch's transaction.
+
+class Projection:
+    """Another app's projection, fed the same batches under the same checkpoint."""
+
+    def apply(self, rows: Sequence[StreamRow]) -> None:
+        """Fold a batch of stream rows into the projection."""
+        raise NotImplementedError(".apply() must be overridden")
+
+    def reset(self) -> None:
+        """Delete everything the projection holds, before a rebuild."""
+        raise NotImplementedError(".reset() must be overridden")
+
+
+# Registered by other apps in AppConfig.ready(): the incidents app's projection, and its
+# detection, which is a reaction (it appends events), so a rebuild never runs it.
+projections: list[Projection] = []
 after_batch_hooks: list[Callable[[set[int]], None]] = []
 
 
@@ -377,7 +392,7 @@ def refresh_releases(release_ids: set[int], *, policies: dict[str, Policy] | Non
         Release.objects.filter(pk__in=empty).delete()
 
 
-def catch_up(*, batch_size: int = 2000, max_batches: int | None = None) -> int:
+def catch_up(*, batch_size: int = 2000, max_batches: int | None = None, react: bool = True) -> int:
     """Apply every committed event past the checkpoint; return how many were read.
 
     Only one projector runs at a time: the checkpoint row is locked for each batch, and a
@@ -399,8 +414,11 @@ def catch_up(*, batch_size: int = 2000, max_batches: int | None = None) -> int:
             if not rows:
                 return applied
             touched = apply_rows(rows)
-            for hook in after_batch_hooks:
-                hook(touched)
+            for projection in projections:
+                projection.apply(rows)
+            if react:
+                for hook in after_batch_hooks:
+                    hook(touched)
             checkpoint.position = rows[-1].position
             checkpoint.save(update_fields=["position", "updated_at"])
         applied += len(rows)
@@ -409,13 +427,18 @@ def catch_up(*, batch_size: int = 2000, max_batches: int | None = None) -> int:
 
 
 def rebuild(*, batch_size: int = 5000) -> int:
-    """Drop the release projections and rebuild them from the whole stream."""
+    """Drop every projection and rebuild it from the whole stream.
+
+    Reactions (detection) do not run: replaying history must not append to it.
+    """
     with transaction.atomic():
         TimelineEntry.objects.all().delete()
         Release.objects.all().delete()
         KnownTag.objects.all().delete()
+        for projection in projections:
+            projection.reset()
         ProjectorCheckpoint.objects.update_or_create(name=NAME, defaults={"position": 0})
-    return catch_up(batch_size=batch_size)
+    return catch_up(batch_size=batch_size, react=False)
 
 
 def checkpoint_position() -> int:

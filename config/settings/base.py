@@ -164,6 +164,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "project-stream": {"task": "releases.tasks.project_stream", "schedule": 2.0},
+    "postmortems-due": {"task": "incidents.tasks.postmortems_due", "schedule": 30.0},
+    "detect-stale-releases": {"task": "incidents.tasks.detect_stale_releases", "schedule": 300.0},
 }
 # Ask a worker to project right after each append commits (besides the beat schedule).
 SHIPLOG_PROJECT_AFTER_COMMIT = env_bool("SHIPLOG_PROJECT_AFTER_COMMIT", True)

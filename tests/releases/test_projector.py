@@ -162,7 +162,8 @@ def _project_in_savepoint(events, batch_size):
         with transaction.atomic():
             _policy(f.PYODIDE_POLICY)
             f.append_all(events)
-            projector.catch_up(batch_size=batch_size)
+            # Reactions (detection) depend on what was known when; the projection must not.
+            projector.catch_up(batch_size=batch_size, react=False)
             result = _snapshot()
             raise _Rollback
     except _Rollback:

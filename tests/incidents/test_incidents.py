@@ -1,0 +1,135 @@
+"""Incidents: detected from projections, kept as events, one per release, resolved, written up."""
+
+from __future__ import annotations
+
+import pytest
+
+from incidents import services
+from incidents.models import Incident, IncidentEvent, PostmortemRevision
+from releases import projector
+from releases.models import Release, StreamEvent
+from releases.services import policy_set, repository_create
+from tests.releases import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def pyodide():
+    repo = repository_create(full_name=f.REPO)
+    policy_set(repository=repo, document=f.PYODIDE_POLICY, actor="test")
+    return repo
+
+
+def _story_until(name: str) -> list[dict[str, object]]:
+    story = f.pyodide_story()
+    index = next(i for i, e in enumerate(story) if e["data"].get("name") == name)
+    return story[: index + 1]
+
+
+def test_an_incident_opens_in_the_same_projection_cycle_as_the_blocking_failure(pyodide):
+    f.append_all(_story_until("test-packages-firefox"))
+    projector.catch_up()
+    incident = Incident.objects.get()
+    assert incident.rule == "deploy_blocked"
+    assert incident.severity == "high"
+    assert incident.status == "investigating"
+    assert "`deploy-release` on CircleCI never ran because `test-packages-firefox`" in (
+        incident.summary
+    )
+    failed = StreamEvent.objects.get(delivery_key=f"cci:{f.WORKFLOW}:test-packages-firefox")
+    assert [e["position"] for e in incident.evidence] == [failed.position]
+
+
+def test_the_shipped_half_joins_the_same_incident_as_evidence(pyodide):
+    f.append_all(f.pyodide_story())
+    projector.catch_up()
+    incident = Incident.objects.get()
+    findings = incident.details["findings"]
+    assert set(findings) == {"deploy_blocked", "partial_deploy"}
+    assert "`deploy-release` on GitHub Actions shipped while `deploy-release` on CircleCI" in (
+        incident.summary
+    )
+    whys = [e["why"] for e in incident.evidence]
+    assert "test-packages-firefox failure (core)" in whys
+    assert "deploy-release succeeded" in whys
+
+
+def test_repeated_deliveries_and_rebuilds_never_open_a_second_incident(pyodide):
+    f.append_all(f.pyodide_story())
+    projector.catch_up()
+    events_before = StreamEvent.objects.filter(source="shiplog").count()
+    f.append_all(f.pyodide_story())  # redeliveries: duplicates, nothing appended
+    projector.catch_up()
+    services.detect_for_releases(Release.objects.values_list("pk", flat=True), time_rules=False)
+    projector.rebuild()
+    projector.catch_up()
+    assert Incident.objects.count() == 1
+    assert StreamEvent.objects.filter(source="shiplog").count() == events_before
+
+
+def test_the_rerun_resolves_the_incident_and_a_postmortem_is_written(pyodide):
+    f.append_all(f.pyodide_story())
+    projector.catch_up()
+    f.append_all(f.rerun_story())
+    projector.catch_up()
+    incident = Incident.objects.get()
+    assert incident.status == "resolved"
+    assert incident.resolved_at == f.at(3 * 24 * 60 + 10)
+    revision = services.postmortem_generate(incident_id=incident.pk)
+    assert revision == 1
+    markdown = PostmortemRevision.objects.get().markdown
+    assert "`deploy-release` on CircleCI never ran because `test-packages-firefox`" in markdown
+    assert "`deploy-release` on GitHub Actions shipped" in markdown
+    assert "A non-core test gated the deploy" in markdown
+    assert "A deploy split across two platforms with no coordinator" in markdown
+    assert "**From** 2024-07-26 15:29 UTC **to** 2024-07-29 14:04 UTC" in markdown
+    assert "*preventive*: Make one job the coordinator" in markdown
+    # Running the task again records nothing new.
+    assert services.postmortem_generate(incident_id=incident.pk) == 1
+    assert PostmortemRevision.objects.count() == 1
+
+
+def test_status_transitions_are_validated_and_reopening_is_allowed(pyodide):
+    f.append_all(f.pyodide_story())
+    projector.catch_up()
+    incident = Incident.objects.get()
+    services.incident_status_change(incident_id=incident.pk, status="identified", actor="hood")
+    with pytest.raises(services.InvalidChange, match="identified can move to"):
+        services.incident_status_change(incident_id=incident.pk, status="identified", actor="h")
+    resolved = services.incident_status_change(
+        incident_id=incident.pk, status="resolved", note="reran from failed", actor="hood"
+    )
+    assert resolved.status == "resolved"
+    with pytest.raises(services.InvalidChange, match="resolved can move to investigating"):
+        services.incident_status_change(incident_id=incident.pk, status="monitoring", actor="h")
+    reopened = services.incident_status_change(
+        incident_id=incident.pk, status="investigating", actor="hood"
+    )
+    assert reopened.status == "investigating"
+    assert reopened.resolved_at is None
+    kinds = list(IncidentEvent.objects.values_list("event_type", flat=True))
+    assert kinds.count("incident.status_changed") == 3
+    assert "incident.note_added" in kinds
+
+
+def test_maintainer_text_survives_regeneration_and_every_revision_is_kept(pyodide):
+    f.append_all(f.pyodide_story())
+    projector.catch_up()
+    f.append_all(f.rerun_story())
+    projector.catch_up()
+    incident = Incident.objects.get()
+    services.postmortem_generate(incident_id=incident.pk)
+    services.narrative_edit(
+        incident_id=incident.pk, section="summary", text="The REPL was down.", actor="hood"
+    )
+    services.action_item_add(
+        incident_id=incident.pk, kind="detective", text="Probe the console page", actor="hood"
+    )
+    assert services.postmortem_generate(incident_id=incident.pk) == 2
+    assert services.postmortem_generate(incident_id=incident.pk) == 2
+    revisions = list(PostmortemRevision.objects.order_by("revision"))
+    assert [r.revision for r in revisions] == [1, 2]
+    assert "The REPL was down." in revisions[1].markdown
+    assert "*detective*: Probe the console page" in revisions[1].markdown
+    assert "The REPL was down." not in revisions[0].markdown
