@@ -4,9 +4,37 @@ from __future__ import annotations
 
 from django.urls import path
 
+from incidents import api as incidents_api
 from releases import api
 
 urlpatterns = [
+    path("incidents/", incidents_api.IncidentListView.as_view(), name="api-incidents"),
+    path(
+        "incidents/<uuid:incident_id>/",
+        incidents_api.IncidentDetailView.as_view(),
+        name="api-incident",
+    ),
+    path(
+        "incidents/<uuid:incident_id>/status/",
+        incidents_api.IncidentStatusView.as_view(),
+        name="api-incident-status",
+    ),
+    path(
+        "incidents/<uuid:incident_id>/notes/",
+        incidents_api.IncidentNoteView.as_view(),
+        name="api-incident-notes",
+    ),
+    path(
+        "incidents/<uuid:incident_id>/action-items/",
+        incidents_api.ActionItemView.as_view(),
+        name="api-incident-action-items",
+    ),
+    path(
+        "incidents/<uuid:incident_id>/postmortem.<str:fmt>",
+        incidents_api.PostmortemView.as_view(),
+        name="api-incident-postmortem",
+    ),
+    path("lessons/", incidents_api.LessonsView.as_view(), name="api-lessons"),
     path("releases/", api.ReleaseListView.as_view(), name="api-releases"),
     path(
         "releases/<str:owner>/<str:name>/<path:tag>/gate",
