@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from incidents.probes import Probe, consecutive_failures
 from releases.policy import Policy
 from releases.projections import Entry, ReleaseView
 
@@ -64,6 +65,7 @@ def findings(
     policy: Policy,
     now: datetime,
     time_rules: bool = True,
+    probes: Sequence[Probe] = (),
 ) -> list[Finding]:
     """Return every rule that holds for one release now.
 
@@ -154,6 +156,26 @@ def findings(
                 evidence=[_cite(o.entry, f"{o.deploy.name} failed") for o in failed],
                 began_at=min(times) if times else None,
                 details={"failed": [_unit(o) for o in failed]},
+            )
+        )
+
+    for probe in probes:
+        failing = consecutive_failures(entries, probe.name)
+        if len(failing) < probe.failures_to_open:
+            continue
+        latest = failing[-1]
+        found.append(
+            Finding(
+                rule="probe_failing",
+                title=f"{repository} {release_name}: {probe.name} is failing",
+                summary=(
+                    f"The probe `{probe.name}` failed {len(failing)} times in a row: "
+                    f"{latest.url} answered {latest.status}."
+                ),
+                severity=severity(policy, "probe_failing"),
+                evidence=[_cite(e, f"{probe.name} {e.status}") for e in failing],
+                began_at=failing[0].occurred_at,
+                details={"probe": probe.name, "url": latest.url},
             )
         )
 

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from django.db import transaction
 from django.utils import timezone
 
 from incidents import events
 from incidents.detection import Finding, findings
 from incidents.models import Incident, Severity, Status
+from incidents.probes import Probe, probes_from
 from releases import projector, stream
-from releases.models import Release, Source
+from releases.models import DeployPolicy, Release, Source
 from releases.selectors import release_detail
 
 logger = logging.getLogger(__name__)
@@ -96,6 +99,7 @@ def detect_for_releases(
             policy=detail.policy,
             now=now,
             time_rules=time_rules,
+            probes=probes_from(detail.policy.extra),
         )
         appended += _reconcile(release, found, deployed="deployed" in detail.view.flags)
     return appended
@@ -425,3 +429,95 @@ def postmortem_compose(data: Any) -> str:
     from incidents.postmortem import compose
 
     return compose(data)
+
+
+def probes_run(*, now: datetime | None = None, client: httpx.Client | None = None) -> int:
+    """Check every probe that is due, record each result as an event; return how many ran.
+
+    A probe is due every `every_minutes`, and at once after a deploy newer than its last
+    result. Results are keyed by the minute, so a task run twice records one result.
+    """
+    from releases.projector import policies_for
+
+    now = now or timezone.now()
+    documents = DeployPolicy.objects.values_list("repository__full_name", flat=True)
+    policies = policies_for(list(documents))
+    ran = 0
+    own_client = client is None
+    http = client or httpx.Client(timeout=10.0, follow_redirects=True)
+    try:
+        for repository, policy in policies.items():
+            probes = probes_from(policy.extra)
+            if not probes:
+                continue
+            for release in _releases_to_probe(repository):
+                detail = release_detail(release)
+                for probe in probes:
+                    if not _due(probe, detail.entries, release, now):
+                        continue
+                    _record_probe(http, probe, release, now)
+                    ran += 1
+    finally:
+        if own_client:
+            http.close()
+    projector.catch_up()
+    return ran
+
+
+def _releases_to_probe(repository: str) -> list[Release]:
+    """Return the newest tag release that deployed anything, and any with an open incident."""
+    releases = Release.objects.filter(repository=repository, ref_kind=Release.RefKind.TAG)
+    shipped = releases.exclude(first_deploy_started_at=None).order_by("-started_at")[:1]
+    troubled = Incident.objects.filter(repository=repository).exclude(status=Status.RESOLVED)
+    keys = set(troubled.values_list("release_key", flat=True))
+    return list({r.pk: r for r in [*shipped, *releases.filter(ref_key__in=keys)]}.values())
+
+
+def _due(probe: Probe, entries: Iterable[Any], release: Release, now: datetime) -> bool:
+    results = [e for e in entries if e.kind == "probe" and e.name == probe.name]
+    if not results:
+        return True
+    last = max(e.occurred_at for e in results if e.occurred_at)
+    deployed = max(
+        (
+            e.completed_at
+            for e in entries
+            if e.kind in {"job", "workflow_run"} and e.completed_at and e.conclusion == "success"
+        ),
+        default=None,
+    )
+    return bool(
+        now - last >= timedelta(minutes=probe.every_minutes) or (deployed and deployed > last)
+    )
+
+
+def _record_probe(http: httpx.Client, probe: Probe, release: Release, now: datetime) -> None:
+    url = probe.url_for(tag=release.tag, repository=release.repository, sha=release.sha)
+    started = time.perf_counter()
+    error = ""
+    try:
+        response = http.get(url, timeout=probe.timeout_seconds)
+        status = str(response.status_code)
+        ok = response.status_code == probe.expect_status
+    except httpx.HTTPError as exc:
+        status, ok, error = "unreachable", False, type(exc).__name__
+    latency = round((time.perf_counter() - started) * 1000, 1)
+    stream.append(
+        source=Source.SHIPLOG,
+        event_type="probe.result",
+        delivery_key=f"shiplog:probe:{release.repository}:{release.ref_key}:{probe.name}:"
+        f"{now:%Y%m%dT%H%M}",
+        repository=release.repository,
+        data={
+            "kind": "probe",
+            "name": probe.name,
+            "status": status,
+            "conclusion": "success" if ok else "failure",
+            "url": url,
+            "occurred_at": _json_time(now),
+            "extra": {"latency_ms": latency, "error": error},
+        },
+        occurred_at=now,
+        tag=release.tag,
+        sha=release.sha,
+    )

@@ -48,6 +48,12 @@ def detect_stale_releases() -> int:
     return services.detect_for_releases(ids.values_list("pk", flat=True))
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def run_probes() -> int:
+    """Check the probes that are due."""
+    return services.probes_run()
+
+
 def request_postmortem(incident_id: str) -> None:
     """Ask a worker to write the postmortem now; the beat schedule catches up otherwise."""
     if not settings.SHIPLOG_PROJECT_AFTER_COMMIT:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
@@ -117,6 +117,10 @@ def _positive_int(value: Any, where: str) -> int:
     return value
 
 
+# Sections other apps own ("probes", "retry"): each registers a validator that raises
+# PolicyError (or ValueError) with the key at fault.
+section_validators: dict[str, Callable[[Any], object]] = {}
+
 KNOWN_KEYS = {
     "repository",
     "jobs",
@@ -200,8 +204,23 @@ def from_mapping(raw: Mapping[str, Any], *, repository: str | None = None) -> Po
             limits.get("deploy_start_minutes", 30), "limits.deploy_start_minutes"
         ),
         severity=dict(severity),
-        extra={key: raw[key] for key in ("retry", "probes") if key in raw},
+        extra=_extra_sections(raw),
     )
+
+
+def _extra_sections(raw: Mapping[str, Any]) -> dict[str, Any]:
+    extra = {key: raw[key] for key in ("retry", "probes") if key in raw}
+    for key, value in extra.items():
+        validator = section_validators.get(key)
+        if validator is None:
+            continue
+        try:
+            validator({key: value})
+        except PolicyError:
+            raise
+        except ValueError as exc:
+            raise PolicyError(str(exc)) from exc
+    return extra
 
 
 def _deploy_job(entry: Any, where: str) -> DeployJob:

@@ -163,6 +163,8 @@ _EXTRA_KEYS = (
     "caused_by",
     "retry_of",
     "note",
+    "latency_ms",
+    "error",
 )
 
 

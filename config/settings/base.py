@@ -165,6 +165,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "project-stream": {"task": "releases.tasks.project_stream", "schedule": 2.0},
     "postmortems-due": {"task": "incidents.tasks.postmortems_due", "schedule": 30.0},
+    "run-probes": {"task": "incidents.tasks.run_probes", "schedule": 60.0},
     "detect-stale-releases": {"task": "incidents.tasks.detect_stale_releases", "schedule": 300.0},
 }
 # Ask a worker to project right after each append commits (besides the beat schedule).
