@@ -13,10 +13,11 @@ from releases import projector
 logger = logging.getLogger(__name__)
 
 # Publishing one task per append would flood the broker under load; a projection run picks up
-# everything committed so far, so one request per interval per process is enough, and the
-# beat schedule covers whatever a skipped request would have.
+# everything committed so far, so one request per interval per process is enough. A request
+# inside the interval is not dropped but deferred to its end, so the last event of a burst
+# is projected within the interval too (beat is only the safety net).
 _MIN_INTERVAL = 0.1
-_last_request = 0.0
+_next_allowed = 0.0
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -27,14 +28,18 @@ def project_stream() -> int:
 
 def request_projection() -> None:
     """Ask a worker to project the stream soon; never fail the caller if the broker is down."""
-    global _last_request
+    global _next_allowed
     if not settings.SHIPLOG_PROJECT_AFTER_COMMIT:
         return
     now = time.monotonic()
-    if now - _last_request < _MIN_INTERVAL:
-        return
-    _last_request = now
+    if now < _next_allowed:
+        return  # a request already covers this moment
+    delay = 0.0 if now - _next_allowed >= _MIN_INTERVAL else _MIN_INTERVAL
+    _next_allowed = now + max(delay, _MIN_INTERVAL)
     try:
-        project_stream.apply_async(retry=False)
+        if delay:
+            project_stream.apply_async(countdown=delay, retry=False)
+        else:
+            project_stream.apply_async(retry=False)
     except Exception as exc:  # the broker being down must not fail a recorded delivery
         logger.warning("could not request a projection run (%s); beat will catch up", exc)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from config.settings.base import *  # noqa: F403
+from config.settings.base import env_bool
 
 SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
 # Tests project explicitly; the ones that run a real worker turn this back on.
-SHIPLOG_PROJECT_AFTER_COMMIT = False
+SHIPLOG_PROJECT_AFTER_COMMIT = env_bool("SHIPLOG_PROJECT_AFTER_COMMIT", False)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
