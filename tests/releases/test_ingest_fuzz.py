@@ -92,9 +92,11 @@ def _key_vocabulary() -> list[str]:
 # Objects made of the keys the fixtures use reach deeper than objects of random keys.
 KEYS = st.sampled_from(_key_vocabulary())
 plausible_objects = st.recursive(
-    st.dictionaries(KEYS, scalars, max_size=8),
-    lambda children: st.dictionaries(KEYS, children | scalars | st.lists(children, max_size=3)),
-    max_leaves=16,
+    st.dictionaries(KEYS, scalars, max_size=5),
+    lambda children: st.dictionaries(
+        KEYS, children | scalars | st.lists(children, max_size=2), max_size=4
+    ),
+    max_leaves=10,
 )
 
 
@@ -200,7 +202,7 @@ def test_a_fixture_with_fields_deleted_or_replaced_gives_a_fact_or_a_refusal(dat
             choices = st.one_of(read, read, read, choices)
         path = data.draw(choices, label="path")
         value = data.draw(st.just(DELETE) | tricky | json_values, label="value")
-        payload = changed(payload, path, value)
+        payload = changed(payload, path, value, in_place=True)  # load() made a fresh copy
     outcome = _outcome(platform, event_type(name), payload)
     if isinstance(outcome, Normalised):
         _assert_storable(outcome)
@@ -238,7 +240,7 @@ def test_every_field_a_normaliser_reads_replaced_by_every_kind_of_value():
         raw = orjson.dumps(load(platform, name))
         for path in READ_PATHS[platform, name]:
             for value in SWEEP_VALUES:
-                payload = changed(orjson.loads(raw), path, value)
+                payload = changed(orjson.loads(raw), path, value, in_place=True)
                 outcome = _outcome(platform, event_type(name), payload)
                 if isinstance(outcome, Normalised):
                     _assert_storable(outcome)
