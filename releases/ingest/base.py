@@ -110,6 +110,11 @@ _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]{1,39}/[A-Za-z0-9_.-]{1,100}")
 
 
+def quoted(text: str) -> str:
+    """Return `text` quoted for an error message, cut short: messages are stored and answered."""
+    return repr(text if len(text) <= 60 else f"{text[:57]}...")
+
+
 def _checked_text(value: str, where: str) -> str:
     # PostgreSQL can store NUL in neither text columns nor jsonb: such a body is kept as
     # malformed instead of failing the insert (and being retried for ever).
@@ -288,20 +293,24 @@ def parse_timestamp(text: str, where: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as exc:
-        raise MalformedPayload(f"{where} must be an ISO 8601 timestamp, not {text!r}") from exc
+        raise MalformedPayload(
+            f"{where} must be an ISO 8601 timestamp, not {quoted(text)}"
+        ) from exc
     if value.tzinfo is None:
-        raise MalformedPayload(f"{where} must carry a time zone, not {text!r}")
+        raise MalformedPayload(f"{where} must carry a time zone, not {quoted(text)}")
     try:
         return value.astimezone(UTC)
     except OverflowError as exc:
         # 0001-01-01T00:00:00+01:00 parses, but is before the first representable instant.
-        raise MalformedPayload(f"{where} is out of range: {text!r}") from exc
+        raise MalformedPayload(f"{where} is out of range: {quoted(text)}") from exc
 
 
 def _checked_sha(text: str, where: str) -> str:
     sha = text.lower()
     if not _SHA.fullmatch(sha):
-        raise MalformedPayload(f"{where} must be a git commit SHA (40 hex digits), not {text!r}")
+        raise MalformedPayload(
+            f"{where} must be a git commit SHA (40 hex digits), not {quoted(text)}"
+        )
     return sha
 
 

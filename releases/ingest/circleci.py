@@ -15,6 +15,7 @@ from releases.ingest.base import (
     Reader,
     UnrecognisedEvent,
     is_repository_name,
+    quoted,
     split_ref,
 )
 
@@ -81,7 +82,7 @@ class CircleCINormaliser(Normaliser):
         declared = body.opt_text("type")
         if declared and declared != event_type:
             raise MalformedPayload(
-                f"body type {declared!r} does not match circleci-event-type {event_type!r}"
+                f"body type {quoted(declared)} does not match circleci-event-type {event_type!r}"
             )
         if event_type == "ping":
             return Normalised(

@@ -693,3 +693,12 @@ def test_the_normalised_data_is_json_ready():
     assert data["kind"] == "job"
     assert data["completed_at"] == "2024-07-26T14:23:15+00:00"
     assert data["extra"]["failed_step"]["name"] == "Run tests"
+
+
+def test_a_bad_value_is_quoted_short_because_the_message_is_stored_and_answered():
+    payload = changed(
+        load("github", "workflow_run.completed"), "workflow_run.head_sha", "x" * 10**6
+    )
+    with pytest.raises(MalformedPayload, match=r"not 'x{57}\.\.\.'$") as caught:
+        normalise("workflow_run.completed", payload)
+    assert len(str(caught.value)) < 150
