@@ -104,6 +104,23 @@ class Normaliser:
 _MISSING = object()
 _TAG_REF = re.compile(r"^refs/tags/(.+)$")
 _BRANCH_REF = re.compile(r"^refs/heads/(.+)$")
+# Git object names: SHA-1, or SHA-256 for repositories that use it.
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+# GitHub owners are at most 39 characters and names at most 100, from this alphabet.
+_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]{1,39}/[A-Za-z0-9_.-]{1,100}")
+
+
+def quoted(text: str) -> str:
+    """Return `text` quoted for an error message, cut short: messages are stored and answered."""
+    return repr(text if len(text) <= 60 else f"{text[:57]}...")
+
+
+def _checked_text(value: str, where: str) -> str:
+    # PostgreSQL can store NUL in neither text columns nor jsonb: such a body is kept as
+    # malformed instead of failing the insert (and being retried for ever).
+    if "\x00" in value:
+        raise MalformedPayload(f"{where} must not contain NUL characters")
+    return value
 
 
 class Reader:
@@ -168,7 +185,7 @@ class Reader:
         value = self._get(key, required=True)
         if not isinstance(value, str):
             raise MalformedPayload(f"{self._where(key)} must be a string")
-        return value
+        return _checked_text(value, self._where(key))
 
     def opt_text(self, key: str) -> str:
         """Return the string at `key`, or "" when absent or null."""
@@ -177,7 +194,32 @@ class Reader:
             return ""
         if not isinstance(value, str):
             raise MalformedPayload(f"{self._where(key)} must be a string or null")
-        return value
+        return _checked_text(value, self._where(key))
+
+    def texts(self, key: str) -> list[str]:
+        """Return the strings of the list at `key` (absent or null: empty)."""
+        values = []
+        for item in self.items(key):
+            if not isinstance(item.raw, str):
+                raise MalformedPayload(f"{item._path} must be a string")
+            values.append(_checked_text(item.raw, item._path))
+        return values
+
+    def sha(self, key: str) -> str:
+        """Return the required git object name (40 or 64 hex digits) at `key`, lower case."""
+        return _checked_sha(self.text(key), self._where(key))
+
+    def opt_sha(self, key: str) -> str:
+        """Return the git object name at `key`, or "" when absent, null or empty."""
+        text = self.opt_text(key)
+        return _checked_sha(text, self._where(key)) if text else ""
+
+    def repository(self, key: str) -> str:
+        """Return the required canonical repository name (`owner/name`) at `key`."""
+        text = self.text(key)
+        if not is_repository_name(text):
+            raise MalformedPayload(f"{self._where(key)} must be a repository name owner/name")
+        return text
 
     def integer(self, key: str) -> int:
         """Return the required integer at `key`."""
@@ -200,7 +242,7 @@ class Reader:
         value = self._get(key, required=True)
         if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
             raise MalformedPayload(f"{self._where(key)} must be an id (string or integer)")
-        return str(value)
+        return _checked_text(str(value), self._where(key))
 
     def opt_id(self, key: str) -> str:
         """Return the identifier at `key` as a string, or "" when absent or null."""
@@ -209,7 +251,7 @@ class Reader:
             return ""
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise MalformedPayload(f"{self._where(key)} must be an id (string or integer)")
-        return str(value)
+        return _checked_text(str(value), self._where(key))
 
     def opt_bool(self, key: str) -> bool | None:
         """Return the boolean at `key`, or None when absent or null."""
@@ -219,6 +261,20 @@ class Reader:
         if not isinstance(value, bool):
             raise MalformedPayload(f"{self._where(key)} must be true or false")
         return value
+
+    def opt_instant(self, key: str) -> datetime | None:
+        """Return the ISO 8601 timestamp or Unix time in seconds at `key`, or None.
+
+        GitHub's push payloads give the repository's `pushed_at` as Unix seconds where every
+        other payload has ISO 8601.
+        """
+        value = self._get(key, required=False)
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return datetime.fromtimestamp(value, UTC)
+            except (OverflowError, OSError, ValueError) as exc:
+                raise MalformedPayload(f"{self._where(key)} is not a valid Unix time") from exc
+        return self.opt_datetime(key)
 
     def opt_datetime(self, key: str) -> datetime | None:
         """Return the ISO 8601 timestamp at `key` as aware UTC, or None when absent or null."""
@@ -237,10 +293,30 @@ def parse_timestamp(text: str, where: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as exc:
-        raise MalformedPayload(f"{where} must be an ISO 8601 timestamp, not {text!r}") from exc
+        raise MalformedPayload(
+            f"{where} must be an ISO 8601 timestamp, not {quoted(text)}"
+        ) from exc
     if value.tzinfo is None:
-        raise MalformedPayload(f"{where} must carry a time zone, not {text!r}")
-    return value.astimezone(UTC)
+        raise MalformedPayload(f"{where} must carry a time zone, not {quoted(text)}")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        # 0001-01-01T00:00:00+01:00 parses, but is before the first representable instant.
+        raise MalformedPayload(f"{where} is out of range: {quoted(text)}") from exc
+
+
+def _checked_sha(text: str, where: str) -> str:
+    sha = text.lower()
+    if not _SHA.fullmatch(sha):
+        raise MalformedPayload(
+            f"{where} must be a git commit SHA (40 hex digits), not {quoted(text)}"
+        )
+    return sha
+
+
+def is_repository_name(text: str) -> bool:
+    """Return whether `text` is a canonical repository name, `owner/name`."""
+    return _REPOSITORY.fullmatch(text) is not None
 
 
 def split_ref(ref: str) -> tuple[str, str]:
