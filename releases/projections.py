@@ -407,6 +407,14 @@ def _required(deploy: DeployJob, entry: Entry | None, jobs: Sequence[Entry]) -> 
         return list(seen.values())
     if deploy.requires:
         return [j for j in same_platform if matches_any(j.name, deploy.requires)]
+    # Without a graph, a deploy is gated by the jobs of its own workflow: neither platform
+    # lets one workflow's jobs hold back another's. A deploy that never reported has no
+    # known workflow, so every job on its platform may be what held it back.
+    workflow = ""
+    if entry is not None:
+        workflow = entry.name if entry.kind == "workflow_run" else entry.workflow_name
+    if workflow:
+        return [j for j in same_platform if j.workflow_name == workflow]
     return same_platform
 
 
@@ -437,15 +445,24 @@ def derive(
         if j.entry_key not in deploy_entries
         and policy.deploy_job(j.platform, j.name, j.workflow_name) is None
     ]
+    # The gate asks about the jobs that gate a deploy; a job after the release (a workflow
+    # started by the published release, say) gates nothing, even if it failed.
+    if outcomes:
+        gating: set[str] = set()
+        for outcome in outcomes:
+            gating.update(job.entry_key for job in _required(outcome.deploy, outcome.entry, jobs))
+        gates = [j for j in non_deploy_jobs if j.entry_key in gating]
+    else:
+        gates = non_deploy_jobs
     gate_blocking = tuple(
-        j for j in non_deploy_jobs if j.failed and policy.role(j.platform, j.name) == "core"
+        j for j in gates if j.failed and policy.role(j.platform, j.name) == "core"
     )
     advisory_failures = tuple(
-        j for j in non_deploy_jobs if j.failed and policy.role(j.platform, j.name) == "advisory"
+        j for j in gates if j.failed and policy.role(j.platform, j.name) == "advisory"
     )
     pending = tuple(
-        j for j in non_deploy_jobs if not j.terminal and policy.role(j.platform, j.name) == "core"
-    ) + tuple(r for r in runs if not r.terminal and r.entry_key not in deploy_entries)
+        j for j in gates if not j.terminal and policy.role(j.platform, j.name) == "core"
+    )
 
     flags: set[str] = set()
     kinds = {o.outcome for o in outcomes}
