@@ -18,10 +18,10 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def database_url() -> str:
-    """Return a URL for the test database this process is using."""
+def database_url(user: str | None = None) -> str:
+    """Return a URL for the test database this process is using (as `user`, if given)."""
     db = connection.settings_dict
-    user = db.get("USER") or "postgres"
+    user = user or db.get("USER") or "postgres"
     host = db.get("HOST") or "127.0.0.1"
     port = db.get("PORT") or 5432
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
