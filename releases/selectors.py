@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 
 from releases.encryption import UndecryptableSecret, decrypt
 from releases.models import (
+    CICredential,
     KnownTag,
     Release,
     Repository,
@@ -153,3 +154,23 @@ def stream_page(
     if event_type:
         events = events.filter(event_type=event_type)
     return list(events.defer("body")[:limit])
+
+
+def ci_credential_token(*, repository: Repository, platform: str) -> str | None:
+    """Return a repository's decrypted API token for `platform`, or None when none is stored.
+
+    For outbound calls only: hand it straight to a client. Never log it, store it, put it in
+    an event, an exception or a task's arguments (tasks take the repository's id instead).
+    Raise UndecryptableSecret when no configured key decrypts it.
+    """
+    encrypted = (
+        CICredential.objects.filter(repository=repository, platform=platform)
+        .values_list("encrypted_token", flat=True)
+        .first()
+    )
+    return None if encrypted is None else decrypt(bytes(encrypted))
+
+
+def ci_credential_exists(*, repository: Repository, platform: str) -> bool:
+    """Return whether a repository has an API token stored for `platform`."""
+    return CICredential.objects.filter(repository=repository, platform=platform).exists()

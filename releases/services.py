@@ -16,10 +16,11 @@ from django.utils import timezone
 
 from releases import policy as policy_module
 from releases import signatures, stream, tokens
-from releases.encryption import encrypt
+from releases.encryption import UndecryptableSecret, encrypt, rotate
 from releases.ingest import NORMALISERS, MalformedPayload, Normalised, UnrecognisedEvent
 from releases.models import (
     BotToken,
+    CICredential,
     DeployPolicy,
     Recognition,
     Release,
@@ -385,3 +386,69 @@ def bot_token_revoke(*, bot: BotToken) -> None:
     if bot.revoked_at is None:
         bot.revoked_at = timezone.now()
         bot.save(update_fields=["revoked_at"])
+
+
+# Real CircleCI and GitHub tokens are 36 characters or more; a short one would be all but
+# given away by the last four characters that the admin shows.
+MIN_CI_TOKEN_LENGTH = 16
+
+
+def ci_credential_set(*, repository: Repository, platform: str, token: str) -> CICredential:
+    """Store a repository's API token for a CI platform, encrypted, replacing any earlier one."""
+    if platform not in CICredential.Platform.values:
+        raise ValueError(f"platform must be one of {', '.join(CICredential.Platform.values)}")
+    token = token.strip()
+    if len(token) < MIN_CI_TOKEN_LENGTH:
+        raise ValueError(f"a CI token must be at least {MIN_CI_TOKEN_LENGTH} characters long")
+    credential, created = CICredential.objects.update_or_create(
+        repository=repository,
+        platform=platform,
+        defaults={"encrypted_token": encrypt(token), "last_four": token[-4:]},
+    )
+    logger.info(
+        "%s the %s API token of %s", "stored" if created else "replaced", platform, repository
+    )
+    return credential
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    """What a key rotation did: rows re-encrypted, and rows no configured key can read."""
+
+    rotated: dict[str, int]
+    undecryptable: dict[str, list[int]]
+
+
+# Every encrypted column: (model, field). A new secret-holding model belongs here.
+ENCRYPTED_FIELDS: tuple[tuple[type[WebhookSecret] | type[CICredential], str], ...] = (
+    (WebhookSecret, "encrypted_secret"),
+    (CICredential, "encrypted_token"),
+)
+
+
+def stored_secrets_rotate() -> RotationReport:
+    """Re-encrypt every stored secret (webhook secrets, CI tokens) with the newest key.
+
+    Rows that no configured key decrypts are left as they are and reported, so that one lost
+    key does not stop the others from moving; retire the old key only when none is reported.
+    """
+    rotated: dict[str, int] = {}
+    undecryptable: dict[str, list[int]] = {}
+    for model, field_name in ENCRYPTED_FIELDS:
+        label = model._meta.label
+        rotated[label] = 0
+        undecryptable[label] = []
+        with transaction.atomic():
+            rows = model.objects.select_for_update().order_by("pk").values_list("pk", field_name)
+            for pk, encrypted in rows:
+                try:
+                    fresh = rotate(bytes(encrypted))
+                except UndecryptableSecret:
+                    undecryptable[label].append(pk)
+                    continue
+                # update(), not save(): re-encrypting is not a change of the secret, so
+                # updated_at stays as it was.
+                model.objects.filter(pk=pk).update(**{field_name: fresh})
+                rotated[label] += 1
+    logger.info("re-encrypted stored secrets with the newest key: %s", rotated)
+    return RotationReport(rotated=rotated, undecryptable=undecryptable)

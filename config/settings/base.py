@@ -139,6 +139,9 @@ SHIPLOG_MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 SHIPLOG_GITHUB_WEBHOOK_SECRET = os.environ.get("SHIPLOG_GITHUB_WEBHOOK_SECRET", "")
 SHIPLOG_CIRCLECI_WEBHOOK_SECRET = os.environ.get("SHIPLOG_CIRCLECI_WEBHOOK_SECRET", "")
 SHIPLOG_PUBLIC_URL = os.environ.get("SHIPLOG_PUBLIC_URL", "http://127.0.0.1:8000")
+# Fernet keys for secrets at rest, newest first; `manage.py rotate_encryption_keys` moves every
+# stored secret to the first. Empty: a key derived from SECRET_KEY (see releases.encryption).
+SHIPLOG_ENCRYPTION_KEYS = env_list("SHIPLOG_ENCRYPTION_KEYS")
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 BROKER_DIR = VAR_DIR / "broker"
