@@ -143,6 +143,11 @@ SHIPLOG_PUBLIC_URL = os.environ.get("SHIPLOG_PUBLIC_URL", "http://127.0.0.1:8000
 # stored secret to the first. Empty: a key derived from SECRET_KEY (see releases.encryption).
 SHIPLOG_ENCRYPTION_KEYS = env_list("SHIPLOG_ENCRYPTION_KEYS")
 
+# Outbound API calls (deploy retries, CircleCI gap filling). GHES: https://<host>/api/v3.
+SHIPLOG_CIRCLECI_API_URL = os.environ.get("SHIPLOG_CIRCLECI_API_URL", "https://circleci.com/api/v2")
+SHIPLOG_GITHUB_API_URL = os.environ.get("SHIPLOG_GITHUB_API_URL", "https://api.github.com")
+SHIPLOG_CI_API_TIMEOUT_SECONDS = float(os.environ.get("SHIPLOG_CI_API_TIMEOUT_SECONDS", "15"))
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
