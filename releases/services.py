@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,8 +17,16 @@ from django.utils import timezone
 
 from releases import policy as policy_module
 from releases import signatures, stream, tokens
+from releases.ci_clients import CircleCIClient, PermanentFailure, RateLimited, TransientFailure
 from releases.encryption import UndecryptableSecret, encrypt, rotate
-from releases.ingest import NORMALISERS, MalformedPayload, Normalised, UnrecognisedEvent
+from releases.ingest import (
+    NORMALISERS,
+    MalformedPayload,
+    Normalised,
+    UnrecognisedEvent,
+    circleci_api,
+)
+from releases.ingest.base import Reader
 from releases.models import (
     BotToken,
     CICredential,
@@ -29,7 +38,14 @@ from releases.models import (
     WebhookSecret,
 )
 from releases.policy import Policy
-from releases.selectors import repository_for_circleci_slug, webhook_secret_candidates
+from releases.selectors import (
+    Revision,
+    ci_credential_token,
+    circleci_workflow_revision,
+    circleci_workflows_to_enrich,
+    repository_for_circleci_slug,
+    webhook_secret_candidates,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -452,3 +468,120 @@ def stored_secrets_rotate() -> RotationReport:
                 rotated[label] += 1
     logger.info("re-encrypted stored secrets with the newest key: %s", rotated)
     return RotationReport(rotated=rotated, undecryptable=undecryptable)
+
+
+def _pipeline_revision(client: CircleCIClient, workflow: Any) -> Revision:
+    """Return the commit, branch and tag of a workflow's pipeline, from the API."""
+    pipeline_id = Reader(workflow, "workflow").opt_id("pipeline_id")
+    if not pipeline_id:
+        return Revision("", "", "")
+    vcs = Reader(client.get_pipeline(pipeline_id), "pipeline").opt_obj("vcs")
+    if vcs is None:
+        return Revision("", "", "")
+    return Revision(vcs.opt_text("revision"), vcs.opt_text("branch"), vcs.opt_text("tag"))
+
+
+def circleci_workflow_enrich(*, repository: Repository, workflow_id: str) -> int:
+    """Record a CircleCI workflow's jobs as its API lists them, blocked and never-run ones too.
+
+    Appends one event per job and status seen, so reading the same workflow again adds only
+    what changed; returns how many were added. Does nothing without a CircleCI token for the
+    repository. Raises the client's RateLimited, TransientFailure and PermanentFailure, and
+    MalformedPayload for an answer without the documented shape, for the caller to judge.
+    """
+    token = ci_credential_token(repository=repository, platform=CICredential.Platform.CIRCLECI)
+    if token is None:
+        return 0
+    with CircleCIClient(token) as client:
+        workflow = client.get_workflow(workflow_id)
+        items = client.workflow_jobs(workflow_id)
+        revision = circleci_workflow_revision(
+            repository=repository.full_name, workflow_id=workflow_id
+        )
+        if not any(revision):
+            revision = _pipeline_revision(client, workflow)
+    facts = circleci_api.normalise_workflow_jobs(
+        repository=repository.full_name,
+        workflow=workflow,
+        items=items,
+        sha=revision.sha,
+        branch=revision.branch,
+        tag=revision.tag,
+    )
+    added = 0
+    with transaction.atomic():
+        for fact, item in zip(facts, items, strict=True):
+            appended = stream.append(
+                source=Source.CIRCLECI,
+                event_type=circleci_api.EVENT_TYPE,
+                delivery_key=f"circleci-api:{workflow_id}:{fact['job_id']}:{fact['status']}",
+                repository=repository.full_name,
+                # The raw answer the fact was read from: the workflow and this job's item.
+                body=orjson.dumps({"workflow": workflow, "job": item}),
+                data=fact,
+                occurred_at=datetime.fromisoformat(fact["occurred_at"])
+                if fact["occurred_at"]
+                else None,
+                sha=revision.sha,
+                branch=revision.branch,
+                tag=revision.tag,
+            )
+            added += appended.created
+    if added:
+        logger.info("recorded %d job states of CircleCI workflow %s", added, workflow_id)
+    return added
+
+
+@dataclass
+class EnrichmentRun:
+    """What one pass over recent CircleCI workflows did."""
+
+    workflows: int = 0
+    appended: int = 0
+    postponed: int = 0  # left for the next pass: rate limited or unreachable
+    failed: int = 0  # refused for good (token, permission, not found, bad answer)
+
+
+ENRICHMENT_WINDOW = timedelta(days=7)
+
+
+def circleci_workflows_enrich_recent(*, now: datetime | None = None) -> EnrichmentRun:
+    """Read from the API the CircleCI workflows of releases active this week.
+
+    Which workflows: see `circleci_workflows_to_enrich` (releases not deployed yet, and
+    workflows never read). A rate limit or an unreachable API postpones the rest of that
+    repository's workflows to the next pass; a refused token does too. Other refusals skip
+    only the workflow.
+    """
+    since = (now or timezone.now()) - ENRICHMENT_WINDOW
+    pending = circleci_workflows_to_enrich(since=since)
+    repositories = Repository.objects.in_bulk({repository_id for repository_id, _ in pending})
+    run = EnrichmentRun()
+    paused: set[int] = set()
+    for repository_id, workflow_id in pending:
+        if repository_id in paused:
+            run.postponed += 1
+            continue
+        repository = repositories[repository_id]
+        run.workflows += 1
+        try:
+            run.appended += circleci_workflow_enrich(repository=repository, workflow_id=workflow_id)
+        except (RateLimited, TransientFailure) as exc:
+            logger.warning(
+                "CircleCI workflow %s of %s postponed to the next pass: %s",
+                workflow_id,
+                repository,
+                exc,
+            )
+            paused.add(repository_id)
+            run.postponed += 1
+        except (PermanentFailure, MalformedPayload, UndecryptableSecret) as exc:
+            logger.error(
+                "CircleCI workflow %s of %s not filled in: %s", workflow_id, repository, exc
+            )
+            run.failed += 1
+            if isinstance(exc, UndecryptableSecret) or (
+                isinstance(exc, PermanentFailure) and exc.status in (401, 403)
+            ):
+                paused.add(repository_id)
+    return run

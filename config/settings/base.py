@@ -172,6 +172,10 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "project-stream": {"task": "releases.tasks.project_stream", "schedule": 2.0},
+    "enrich-circleci-workflows": {
+        "task": "releases.tasks.enrich_circleci_workflows",
+        "schedule": 300.0,
+    },
 }
 # Ask a worker to project right after each append commits (besides the beat schedule).
 SHIPLOG_PROJECT_AFTER_COMMIT = env_bool("SHIPLOG_PROJECT_AFTER_COMMIT", True)
