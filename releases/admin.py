@@ -1,4 +1,4 @@
-"""Admin: the stream read-only with filters; repositories and their webhook secrets."""
+"""Admin: the stream read-only with filters; repositories, webhook secrets and CI tokens."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ from django.utils.html import format_html
 from releases import policy as policy_module
 from releases import services
 from releases.encryption import encrypt
-from releases.models import BotToken, DeployPolicy, Repository, StreamEvent, WebhookSecret
+from releases.models import (
+    BotToken,
+    CICredential,
+    DeployPolicy,
+    Repository,
+    StreamEvent,
+    WebhookSecret,
+)
 
 
 @admin.register(StreamEvent)
@@ -191,3 +198,52 @@ class BotTokenAdmin(admin.ModelAdmin[BotToken]):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         if change:
             super().save_related(request, form, formsets, change)
+
+
+class CICredentialForm(forms.ModelForm[CICredential]):
+    token = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        min_length=services.MIN_CI_TOKEN_LENGTH,
+        help_text="Write-only: a CircleCI personal API token, or a GitHub token with "
+        "Actions: write. Leave empty to keep the stored token.",
+    )
+
+    class Meta:
+        model = CICredential
+        fields = ("repository", "platform")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if not self.instance.pk and not cleaned.get("token"):
+            self.add_error("token", "A new CI credential needs its token.")
+        return cleaned
+
+
+@admin.register(CICredential)
+class CICredentialAdmin(admin.ModelAdmin[CICredential]):
+    form = CICredentialForm
+    list_display = ("repository", "platform", "masked", "updated_at")
+    list_filter = ("platform",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # A token belongs to one repository and platform; to move it, delete it and add it anew.
+        return ("repository", "platform", "masked") if obj else ()
+
+    @admin.display(description="token")
+    def masked(self, obj: CICredential) -> str:
+        return f"••••{obj.last_four}"
+
+    def save_model(self, request: HttpRequest, obj: CICredential, form: Any, change: bool) -> None:
+        """Store a new token through the service; without one there is nothing to change."""
+        token = form.cleaned_data.get("token")
+        if not token:
+            return
+        stored = services.ci_credential_set(
+            repository=obj.repository, platform=obj.platform, token=token
+        )
+        obj.pk = stored.pk
+        obj.encrypted_token = stored.encrypted_token
+        obj.last_four = stored.last_four
+        obj.created_at = stored.created_at
+        obj.updated_at = stored.updated_at

@@ -40,4 +40,7 @@ def decrypt(token: bytes) -> str:
 
 def rotate(token: bytes) -> bytes:
     """Return `token` re-encrypted with the newest key."""
-    return _fernet().rotate(bytes(token))
+    try:
+        return _fernet().rotate(bytes(token))
+    except InvalidToken as exc:
+        raise UndecryptableSecret("no configured key decrypts this secret") from exc

@@ -277,3 +277,36 @@ class BotToken(models.Model):
     def active(self) -> bool:
         """Return whether the token is still accepted."""
         return self.revoked_at is None
+
+
+class CICredential(models.Model):
+    """An API token for a CI platform, encrypted at rest; one per repository and platform.
+
+    The token is written through `releases.services.ci_credential_set` and read back only by
+    `releases.selectors.ci_credential_token`; nothing here ever shows more than its last four.
+    """
+
+    class Platform(models.TextChoices):
+        GITHUB = "github", "GitHub"
+        CIRCLECI = "circleci", "CircleCI"
+
+    repository = models.ForeignKey(
+        Repository, on_delete=models.CASCADE, related_name="ci_credentials"
+    )
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    encrypted_token = models.BinaryField(editable=False)
+    last_four = models.CharField(max_length=4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "CI credential"
+        ordering = ["repository", "platform"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository", "platform"], name="ci_credential_one_per_platform"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository} {self.platform} token ••••{self.last_four}"

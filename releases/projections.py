@@ -32,6 +32,8 @@ _STATUS_RANK = {
     "in_progress": 3,
     "running": 3,
 }
+# Statuses of a job that never ran and will not run as things stand (CircleCI's API words).
+NEVER_RAN = frozenset({"blocked", "not_run"})
 # Check runs that mirror events Shiplog already has from the platforms' own webhooks.
 _MIRRORED_CHECK_APPS = frozenset({"github-actions", "circleci-checks"})
 
@@ -430,7 +432,10 @@ def derive(
         (d.platform, d.name): d for d in policy.expected_deploys(ref_kind)
     }
     for item in (*runs, *jobs):
-        found = policy.deploy_job(item.platform, item.name, item.workflow_name)
+        # A run's name is its workflow's name: ask as a workflow, so that the default policy's
+        # rule for CircleCI (workflow names do not deploy) holds for runs as it does for jobs.
+        name = "" if item.kind == "workflow_run" else item.name
+        found = policy.deploy_job(item.platform, name, item.workflow_name or item.name)
         if found is not None and found.applies_to(ref_kind):
             deploy_jobs.setdefault((found.platform, found.name), found)
 
@@ -475,7 +480,11 @@ def derive(
             flags.add("blocked")
         if "failed" in kinds or (not outcomes and any(j.failed for j in jobs + runs)):
             flags.add("failed")
-        if "running" in kinds or any(not e.terminal for e in jobs + runs):
+        # A job that never ran is waiting on nothing that is not already counted: its
+        # upstream job is either running itself or has failed.
+        if "running" in kinds or any(
+            not e.terminal and e.status not in NEVER_RAN for e in jobs + runs
+        ):
             flags.add("running")
     state = next((s for s in STATE_ORDER if s in flags), "pending")
     if state == "pending" and entries and any(e.kind in {"job", "workflow_run"} for e in entries):
@@ -520,7 +529,7 @@ def _deploy_outcome(
     members = [j for j in jobs if deploy.matches(j.platform, j.name, j.workflow_name)]
     entry = run or (members[0] if len(members) == 1 else None)
     results = [run] if run is not None else members
-    ran = [r for r in results if r.status not in {"blocked", "not_run"}]
+    ran = [r for r in results if r.status not in NEVER_RAN]
     if ran:
         if all(r.conclusion == "success" for r in ran) and ran[0].terminal:
             return DeployOutcome(deploy, "success", entry)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from releases.encryption import UndecryptableSecret, decrypt
+from releases.ingest.circleci_api import EVENT_TYPE as API_EVENT_TYPE
 from releases.models import (
+    CICredential,
     KnownTag,
     Release,
+    ReleaseState,
     Repository,
+    Source,
     StreamEvent,
     TimelineEntry,
     WebhookSecret,
@@ -153,3 +158,92 @@ def stream_page(
     if event_type:
         events = events.filter(event_type=event_type)
     return list(events.defer("body")[:limit])
+
+
+def ci_credential_token(*, repository: Repository, platform: str) -> str | None:
+    """Return a repository's decrypted API token for `platform`, or None when none is stored.
+
+    For outbound calls only: hand it straight to a client. Never log it, store it, put it in
+    an event, an exception or a task's arguments (tasks take the repository's id instead).
+    Raise UndecryptableSecret when no configured key decrypts it.
+    """
+    encrypted = (
+        CICredential.objects.filter(repository=repository, platform=platform)
+        .values_list("encrypted_token", flat=True)
+        .first()
+    )
+    return None if encrypted is None else decrypt(bytes(encrypted))
+
+
+def ci_credential_exists(*, repository: Repository, platform: str) -> bool:
+    """Return whether a repository has an API token stored for `platform`."""
+    return CICredential.objects.filter(repository=repository, platform=platform).exists()
+
+
+class Revision(NamedTuple):
+    """The commit, branch and tag a workflow ran for; "" where unknown."""
+
+    sha: str
+    branch: str
+    tag: str
+
+
+def circleci_workflow_revision(*, repository: str, workflow_id: str) -> Revision:
+    """Return what the stream has recorded about the commit, branch and tag of a workflow."""
+    rows = (
+        StreamEvent.objects.filter(
+            repository=repository, source=Source.CIRCLECI, data__run_id=workflow_id
+        )
+        .order_by("position")
+        .values_list("sha", "branch", "tag")[:500]
+    )
+    sha = branch = tag = ""
+    for row_sha, row_branch, row_tag in rows:
+        sha, branch, tag = sha or row_sha, branch or row_branch, tag or row_tag
+    return Revision(sha, branch, tag)
+
+
+def circleci_workflows_to_enrich(*, since: datetime) -> list[tuple[int, str]]:
+    """Return (repository id, workflow id) of the CircleCI workflows worth reading from the API.
+
+    Those of releases active since `since`, in repositories that have a CircleCI token, whose
+    release is not deployed yet or which were never read: from webhooks alone a release can
+    look deployed when its CircleCI deploy job never ran, which only the API tells. In a
+    stable order, so that a pass cut short by a rate limit resumes alike.
+    """
+    with_token = dict(
+        CICredential.objects.filter(platform=CICredential.Platform.CIRCLECI).values_list(
+            "repository__full_name", "repository_id"
+        )
+    )
+    if not with_token:
+        return []
+    found = (
+        TimelineEntry.objects.filter(
+            platform="circleci",
+            kind__in=["workflow_run", "job"],
+            repository__in=list(with_token),
+            release__isnull=False,
+            release__last_activity_at__gte=since,
+        )
+        .exclude(run_id="")
+        .values_list("repository", "run_id", "release__state")
+        .distinct()
+    )
+    workflows: dict[tuple[str, str], bool] = {}
+    for repository, run_id, state in found:
+        deployed = state == ReleaseState.DEPLOYED
+        workflows[(repository, run_id)] = workflows.get((repository, run_id), True) and deployed
+    settled = {key for key, deployed in workflows.items() if deployed}
+    if settled:
+        read = StreamEvent.objects.filter(
+            event_type=API_EVENT_TYPE,
+            repository__in={repository for repository, _ in settled},
+            data__run_id__in=[run_id for _, run_id in settled],
+        ).values_list("repository", "data__run_id")
+        settled &= set(read)
+    return [
+        (with_token[repository], run_id)
+        for repository, run_id in sorted(workflows)
+        if (repository, run_id) not in settled
+    ]

@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,10 +17,19 @@ from django.utils import timezone
 
 from releases import policy as policy_module
 from releases import signatures, stream, tokens
-from releases.encryption import encrypt
-from releases.ingest import NORMALISERS, MalformedPayload, Normalised, UnrecognisedEvent
+from releases.ci_clients import CircleCIClient, PermanentFailure, RateLimited, TransientFailure
+from releases.encryption import UndecryptableSecret, encrypt, rotate
+from releases.ingest import (
+    NORMALISERS,
+    MalformedPayload,
+    Normalised,
+    UnrecognisedEvent,
+    circleci_api,
+)
+from releases.ingest.base import Reader
 from releases.models import (
     BotToken,
+    CICredential,
     DeployPolicy,
     Recognition,
     Release,
@@ -28,7 +38,14 @@ from releases.models import (
     WebhookSecret,
 )
 from releases.policy import Policy
-from releases.selectors import repository_for_circleci_slug, webhook_secret_candidates
+from releases.selectors import (
+    Revision,
+    ci_credential_token,
+    circleci_workflow_revision,
+    circleci_workflows_to_enrich,
+    repository_for_circleci_slug,
+    webhook_secret_candidates,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -385,3 +402,186 @@ def bot_token_revoke(*, bot: BotToken) -> None:
     if bot.revoked_at is None:
         bot.revoked_at = timezone.now()
         bot.save(update_fields=["revoked_at"])
+
+
+# Real CircleCI and GitHub tokens are 36 characters or more; a short one would be all but
+# given away by the last four characters that the admin shows.
+MIN_CI_TOKEN_LENGTH = 16
+
+
+def ci_credential_set(*, repository: Repository, platform: str, token: str) -> CICredential:
+    """Store a repository's API token for a CI platform, encrypted, replacing any earlier one."""
+    if platform not in CICredential.Platform.values:
+        raise ValueError(f"platform must be one of {', '.join(CICredential.Platform.values)}")
+    token = token.strip()
+    if len(token) < MIN_CI_TOKEN_LENGTH:
+        raise ValueError(f"a CI token must be at least {MIN_CI_TOKEN_LENGTH} characters long")
+    credential, created = CICredential.objects.update_or_create(
+        repository=repository,
+        platform=platform,
+        defaults={"encrypted_token": encrypt(token), "last_four": token[-4:]},
+    )
+    logger.info(
+        "%s the %s API token of %s", "stored" if created else "replaced", platform, repository
+    )
+    return credential
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    """What a key rotation did: rows re-encrypted, and rows no configured key can read."""
+
+    rotated: dict[str, int]
+    undecryptable: dict[str, list[int]]
+
+
+# Every encrypted column: (model, field). A new secret-holding model belongs here.
+ENCRYPTED_FIELDS: tuple[tuple[type[WebhookSecret] | type[CICredential], str], ...] = (
+    (WebhookSecret, "encrypted_secret"),
+    (CICredential, "encrypted_token"),
+)
+
+
+def stored_secrets_rotate() -> RotationReport:
+    """Re-encrypt every stored secret (webhook secrets, CI tokens) with the newest key.
+
+    Rows that no configured key decrypts are left as they are and reported, so that one lost
+    key does not stop the others from moving; retire the old key only when none is reported.
+    """
+    rotated: dict[str, int] = {}
+    undecryptable: dict[str, list[int]] = {}
+    for model, field_name in ENCRYPTED_FIELDS:
+        label = model._meta.label
+        rotated[label] = 0
+        undecryptable[label] = []
+        with transaction.atomic():
+            rows = model.objects.select_for_update().order_by("pk").values_list("pk", field_name)
+            for pk, encrypted in rows:
+                try:
+                    fresh = rotate(bytes(encrypted))
+                except UndecryptableSecret:
+                    undecryptable[label].append(pk)
+                    continue
+                # update(), not save(): re-encrypting is not a change of the secret, so
+                # updated_at stays as it was.
+                model.objects.filter(pk=pk).update(**{field_name: fresh})
+                rotated[label] += 1
+    logger.info("re-encrypted stored secrets with the newest key: %s", rotated)
+    return RotationReport(rotated=rotated, undecryptable=undecryptable)
+
+
+def _pipeline_revision(client: CircleCIClient, workflow: Any) -> Revision:
+    """Return the commit, branch and tag of a workflow's pipeline, from the API."""
+    pipeline_id = Reader(workflow, "workflow").opt_id("pipeline_id")
+    if not pipeline_id:
+        return Revision("", "", "")
+    vcs = Reader(client.get_pipeline(pipeline_id), "pipeline").opt_obj("vcs")
+    if vcs is None:
+        return Revision("", "", "")
+    return Revision(vcs.opt_text("revision"), vcs.opt_text("branch"), vcs.opt_text("tag"))
+
+
+def circleci_workflow_enrich(*, repository: Repository, workflow_id: str) -> int:
+    """Record a CircleCI workflow's jobs as its API lists them, blocked and never-run ones too.
+
+    Appends one event per job and status seen, so reading the same workflow again adds only
+    what changed; returns how many were added. Does nothing without a CircleCI token for the
+    repository. Raises the client's RateLimited, TransientFailure and PermanentFailure, and
+    MalformedPayload for an answer without the documented shape, for the caller to judge.
+    """
+    token = ci_credential_token(repository=repository, platform=CICredential.Platform.CIRCLECI)
+    if token is None:
+        return 0
+    with CircleCIClient(token) as client:
+        workflow = client.get_workflow(workflow_id)
+        items = client.workflow_jobs(workflow_id)
+        revision = circleci_workflow_revision(
+            repository=repository.full_name, workflow_id=workflow_id
+        )
+        if not any(revision):
+            revision = _pipeline_revision(client, workflow)
+    facts = circleci_api.normalise_workflow_jobs(
+        repository=repository.full_name,
+        workflow=workflow,
+        items=items,
+        sha=revision.sha,
+        branch=revision.branch,
+        tag=revision.tag,
+    )
+    added = 0
+    with transaction.atomic():
+        for fact, item in zip(facts, items, strict=True):
+            appended = stream.append(
+                source=Source.CIRCLECI,
+                event_type=circleci_api.EVENT_TYPE,
+                delivery_key=f"circleci-api:{workflow_id}:{fact['job_id']}:{fact['status']}",
+                repository=repository.full_name,
+                # The raw answer the fact was read from: the workflow and this job's item.
+                body=orjson.dumps({"workflow": workflow, "job": item}),
+                data=fact,
+                occurred_at=datetime.fromisoformat(fact["occurred_at"])
+                if fact["occurred_at"]
+                else None,
+                sha=revision.sha,
+                branch=revision.branch,
+                tag=revision.tag,
+            )
+            added += appended.created
+    if added:
+        logger.info("recorded %d job states of CircleCI workflow %s", added, workflow_id)
+    return added
+
+
+@dataclass
+class EnrichmentRun:
+    """What one pass over recent CircleCI workflows did."""
+
+    workflows: int = 0
+    appended: int = 0
+    postponed: int = 0  # left for the next pass: rate limited or unreachable
+    failed: int = 0  # refused for good (token, permission, not found, bad answer)
+
+
+ENRICHMENT_WINDOW = timedelta(days=7)
+
+
+def circleci_workflows_enrich_recent(*, now: datetime | None = None) -> EnrichmentRun:
+    """Read from the API the CircleCI workflows of releases active this week.
+
+    Which workflows: see `circleci_workflows_to_enrich` (releases not deployed yet, and
+    workflows never read). A rate limit or an unreachable API postpones the rest of that
+    repository's workflows to the next pass; a refused token does too. Other refusals skip
+    only the workflow.
+    """
+    since = (now or timezone.now()) - ENRICHMENT_WINDOW
+    pending = circleci_workflows_to_enrich(since=since)
+    repositories = Repository.objects.in_bulk({repository_id for repository_id, _ in pending})
+    run = EnrichmentRun()
+    paused: set[int] = set()
+    for repository_id, workflow_id in pending:
+        if repository_id in paused:
+            run.postponed += 1
+            continue
+        repository = repositories[repository_id]
+        run.workflows += 1
+        try:
+            run.appended += circleci_workflow_enrich(repository=repository, workflow_id=workflow_id)
+        except (RateLimited, TransientFailure) as exc:
+            logger.warning(
+                "CircleCI workflow %s of %s postponed to the next pass: %s",
+                workflow_id,
+                repository,
+                exc,
+            )
+            paused.add(repository_id)
+            run.postponed += 1
+        except (PermanentFailure, MalformedPayload, UndecryptableSecret) as exc:
+            logger.error(
+                "CircleCI workflow %s of %s not filled in: %s", workflow_id, repository, exc
+            )
+            run.failed += 1
+            if isinstance(exc, UndecryptableSecret) or (
+                isinstance(exc, PermanentFailure) and exc.status in (401, 403)
+            ):
+                paused.add(repository_id)
+    return run

@@ -8,7 +8,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
-from releases import projector
+from releases import projector, services
 
 logger = logging.getLogger(__name__)
 
@@ -43,3 +43,9 @@ def request_projection() -> None:
             project_stream.apply_async(retry=False)
     except Exception as exc:  # the broker being down must not fail a recorded delivery
         logger.warning("could not request a projection run (%s); beat will catch up", exc)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def enrich_circleci_workflows() -> int:
+    """Fill in recent CircleCI workflows from the API: the jobs its webhooks never report."""
+    return services.circleci_workflows_enrich_recent().appended

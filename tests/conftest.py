@@ -13,6 +13,10 @@ from releases import immutability
 from releases.deliveries import Delivery, circleci_delivery, github_delivery
 from releases.models import Repository
 from releases.services import repository_create, webhook_secret_add
+from tests.fakes.ci_servers import _circleci_server, _github_server, fake_circleci, fake_github
+
+# Fixtures for every test module.
+__all__ = ["_circleci_server", "_github_server", "fake_circleci", "fake_github"]
 
 GITHUB_SECRET = "gh-test-secret-for-pyodide"
 CIRCLECI_SECRET = "cci-test-secret-for-pyodide"

@@ -139,6 +139,14 @@ SHIPLOG_MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 SHIPLOG_GITHUB_WEBHOOK_SECRET = os.environ.get("SHIPLOG_GITHUB_WEBHOOK_SECRET", "")
 SHIPLOG_CIRCLECI_WEBHOOK_SECRET = os.environ.get("SHIPLOG_CIRCLECI_WEBHOOK_SECRET", "")
 SHIPLOG_PUBLIC_URL = os.environ.get("SHIPLOG_PUBLIC_URL", "http://127.0.0.1:8000")
+# Fernet keys for secrets at rest, newest first; `manage.py rotate_encryption_keys` moves every
+# stored secret to the first. Empty: a key derived from SECRET_KEY (see releases.encryption).
+SHIPLOG_ENCRYPTION_KEYS = env_list("SHIPLOG_ENCRYPTION_KEYS")
+
+# Outbound API calls (deploy retries, CircleCI gap filling). GHES: https://<host>/api/v3.
+SHIPLOG_CIRCLECI_API_URL = os.environ.get("SHIPLOG_CIRCLECI_API_URL", "https://circleci.com/api/v2")
+SHIPLOG_GITHUB_API_URL = os.environ.get("SHIPLOG_GITHUB_API_URL", "https://api.github.com")
+SHIPLOG_CI_API_TIMEOUT_SECONDS = float(os.environ.get("SHIPLOG_CI_API_TIMEOUT_SECONDS", "15"))
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 BROKER_DIR = VAR_DIR / "broker"
@@ -167,6 +175,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "postmortems-due": {"task": "incidents.tasks.postmortems_due", "schedule": 30.0},
     "run-probes": {"task": "incidents.tasks.run_probes", "schedule": 60.0},
     "detect-stale-releases": {"task": "incidents.tasks.detect_stale_releases", "schedule": 300.0},
+    "enrich-circleci-workflows": {
+        "task": "releases.tasks.enrich_circleci_workflows",
+        "schedule": 300.0,
+    },
 }
 # Ask a worker to project right after each append commits (besides the beat schedule).
 SHIPLOG_PROJECT_AFTER_COMMIT = env_bool("SHIPLOG_PROJECT_AFTER_COMMIT", True)
