@@ -224,7 +224,11 @@ def compose(data: PostmortemInput) -> str:
             cause.append(f"- [{item['why']}]({data.event_url.format(position=item['position'])})")
     section("Root cause and contributing factors", "root_cause", "\n".join(cause) or "Unknown.")
 
-    section("Resolution", "resolution", data.resolution or "Not resolved yet.")
+    resolution = data.resolution or "Not resolved yet."
+    if data.retries:
+        credited = "; ".join(retry["text"] for retry in data.retries)
+        resolution += f"\n\nShiplog's automatic retry unblocked the deploy: {credited}."
+    section("Resolution", "resolution", resolution)
 
     learned = [f"- **{lesson.title}.** {lesson.text}" for lesson in data.lessons]
     section("Lessons learned", "lessons", "\n".join(learned) or "None recorded.")

@@ -68,6 +68,16 @@ def _other_blocked_releases(incident: Incident) -> dict[str, list[str]]:
     return dict(others)
 
 
+def _after_block(incident: Incident, entry: Any) -> str:
+    # Both on Shiplog's clock: the incident opened when the blocking failure arrived.
+    if entry.occurred_at is None:
+        return ""
+    seconds = int((entry.occurred_at - incident.opened_at).total_seconds())
+    if seconds < 0:
+        return ""
+    return f", {seconds // 60} min {seconds % 60} s after the incident opened"
+
+
 @dataclass(frozen=True)
 class IncidentContext:
     """An incident with its release's entries and the lessons drawn from it."""
@@ -87,10 +97,11 @@ def incident_context(incident: Incident) -> IncidentContext:
     retries = [
         {
             "position": e.position,
-            "text": f"{e.name} {e.conclusion or e.status} at {e.occurred_at:%Y-%m-%d %H:%M} UTC",
+            "text": f"{e.name.removeprefix('retry ')} at {e.occurred_at:%Y-%m-%d %H:%M:%S} UTC"
+            + _after_block(incident, e),
         }
         for e in entries
-        if e.platform == "shiplog" and e.kind == "retry"
+        if e.platform == "shiplog" and e.kind == "retry" and e.status in {"accepted", "failed"}
     ]
     policy = policies_for([incident.repository])[incident.repository]
     ctx = lessons_module.Context(

@@ -10,8 +10,11 @@ class ReleasesConfig(AppConfig):
     verbose_name = "Releases and the event stream"
 
     def ready(self) -> None:
-        """Validate the `[retry]` section with the rest of the deploy policy."""
-        from releases import policy
+        """Validate the `[retry]` policy section; decide on reruns after each projection batch."""
+        from releases import policy, projector
         from releases.retry import retry_policy_from
+        from releases.unblock import consider_after_batch
 
         policy.section_validators["retry"] = retry_policy_from
+        if consider_after_batch not in projector.after_batch_hooks:
+            projector.after_batch_hooks.append(consider_after_batch)

@@ -310,3 +310,42 @@ class CICredential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository} {self.platform} token ••••{self.last_four}"
+
+
+class RetryAttempt(models.Model):
+    """The exactly-once guard of one rerun Shiplog asked for: its key, state and outcome.
+
+    Created in the same transaction as the `retry.requested` event that records the decision
+    (an outbox: a broker outage delays the rerun and loses nothing), and moved on under a row
+    lock, so a task delivered twice or two workers at once call the CI platform once.
+    """
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        IN_FLIGHT = "in_flight", "Calling the CI platform"
+        ACCEPTED = "accepted", "Accepted"
+        FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "Outcome unknown"
+
+    idempotency_key = models.CharField(max_length=400, unique=True)
+    repository = models.CharField(max_length=200)
+    release_key = models.CharField(max_length=320)
+    tag = models.CharField(max_length=255, blank=True)
+    sha = models.CharField(max_length=64, blank=True)
+    platform = models.CharField(max_length=16)
+    deploy = models.CharField(max_length=300)
+    api = models.CharField(max_length=60)
+    target = models.CharField(max_length=100)
+    attempt = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.REQUESTED)
+    not_before = models.DateTimeField()
+    tries = models.PositiveIntegerField(default=0, help_text="Calls that failed transiently.")
+    result = models.JSONField(default=dict)
+    requested_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "not_before"], name="retry_due")]
+
+    def __str__(self) -> str:
+        return f"{self.api} {self.target} attempt {self.attempt} ({self.status})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -114,6 +114,36 @@ class ReleaseDetail:
         return self.policy.role(entry.platform, entry.name, entry.workflow_name)
 
 
+def link_retries(entries: list[Entry]) -> list[Entry]:
+    """Mark the runs a Shiplog retry started with the position of the retry that caused them.
+
+    A CircleCI rerun is a new workflow id (the accepted retry names it); a GitHub re-run is
+    the next attempt of the same run.
+    """
+    caused: dict[tuple[str, int | None], int] = {}
+    for entry in entries:
+        if entry.platform == "shiplog" and entry.kind == "retry" and entry.status == "accepted":
+            if entry.extra.get("new_run_id"):
+                caused[(str(entry.extra["new_run_id"]), None)] = entry.position
+            elif entry.extra.get("run_id"):
+                caused[(str(entry.extra["run_id"]), -1)] = entry.position
+    if not caused:
+        return entries
+    latest_attempt: dict[str, int] = {}
+    for entry in entries:
+        if entry.kind == "workflow_run" and entry.platform == "github":
+            latest_attempt[entry.run_id] = max(latest_attempt.get(entry.run_id, 0), entry.attempt)
+    linked = []
+    for entry in entries:
+        cause = caused.get((entry.run_id, None))
+        if cause is None and entry.attempt > 1 and entry.platform == "github":
+            cause = caused.get((entry.run_id, -1))
+        if cause is not None and entry.kind in {"job", "workflow_run"}:
+            entry = replace(entry, extra={**entry.extra, "caused_by": cause})
+        linked.append(entry)
+    return linked
+
+
 def release_detail(release: Release) -> ReleaseDetail:
     """Return a release with its timeline in stream order and its state under today's policy."""
     from releases.projector import ENTRY_FIELDS, entry_from_model, policies_for
@@ -123,7 +153,7 @@ def release_detail(release: Release) -> ReleaseDetail:
         .order_by("first_position", "entry_key")
         .only("entry_key", *ENTRY_FIELDS)
     )
-    entries = [entry_from_model(model) for model in models]
+    entries = link_retries([entry_from_model(model) for model in models])
     policy = policies_for([release.repository])[release.repository]
     tagged = (
         KnownTag.objects.filter(repository=release.repository, tag=release.tag)

@@ -49,3 +49,29 @@ def request_projection() -> None:
 def enrich_circleci_workflows() -> int:
     """Fill in recent CircleCI workflows from the API: the jobs its webhooks never report."""
     return services.circleci_workflows_enrich_recent().appended
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def execute_retry(key: str) -> str:
+    """Run one requested rerun through the CI platform, at most once."""
+    from releases.unblock import retry_execute
+
+    return retry_execute(key=key)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def retries_due() -> int:
+    """Run the reruns that are due and reconsider blocked releases."""
+    from releases.unblock import retries_due as run_due
+
+    return len(run_due())
+
+
+def request_retry(key: str) -> None:
+    """Ask a worker to run a rerun now; the beat schedule runs it otherwise."""
+    if not settings.SHIPLOG_PROJECT_AFTER_COMMIT:
+        return
+    try:
+        execute_retry.apply_async((key,), retry=False)
+    except Exception as exc:  # the decision is recorded; beat runs it when the broker is back
+        logger.warning("could not request a rerun (%s); beat will run it", exc)

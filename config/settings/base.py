@@ -173,6 +173,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "project-stream": {"task": "releases.tasks.project_stream", "schedule": 2.0},
     "postmortems-due": {"task": "incidents.tasks.postmortems_due", "schedule": 30.0},
+    "retries-due": {"task": "releases.tasks.retries_due", "schedule": 30.0},
     "run-probes": {"task": "incidents.tasks.run_probes", "schedule": 60.0},
     "detect-stale-releases": {"task": "incidents.tasks.detect_stale_releases", "schedule": 300.0},
     "enrich-circleci-workflows": {
@@ -180,6 +181,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 300.0,
     },
 }
+# Stop every automatic rerun at once, whatever the repositories' policies say.
+SHIPLOG_RETRY_KILL_SWITCH = env_bool("SHIPLOG_RETRY_KILL_SWITCH", False)
 # Ask a worker to project right after each append commits (besides the beat schedule).
 SHIPLOG_PROJECT_AFTER_COMMIT = env_bool("SHIPLOG_PROJECT_AFTER_COMMIT", True)
 
