@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 # inside the interval is not dropped but deferred to its end, so the last event of a burst
 # is projected within the interval too (beat is only the safety net).
 _MIN_INTERVAL = 0.1
+_BROKER_DOWN_PAUSE = 5.0
 _next_allowed = 0.0
 
 
@@ -42,6 +43,8 @@ def request_projection() -> None:
         else:
             project_stream.apply_async(retry=False)
     except Exception as exc:  # the broker being down must not fail a recorded delivery
+        # Stop knocking for a while: each attempt costs the caller a connection timeout.
+        _next_allowed = time.monotonic() + _BROKER_DOWN_PAUSE
         logger.warning("could not request a projection run (%s); beat will catch up", exc)
 
 

@@ -28,15 +28,22 @@ def database_url(user: str | None = None) -> str:
 
 
 @contextmanager
-def celery_worker(tmp_path: Path, *, beat: bool = True) -> Iterator[list[str]]:
+def celery_worker(
+    tmp_path: Path,
+    *,
+    beat: bool = True,
+    redis_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[list[str]]:
     """Start a worker process on the test database; yield its output lines; stop it."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_URL": redis_url or settings.REDIS_URL,
         "SHIPLOG_PROJECT_AFTER_COMMIT": "1",
         "PYTHONPATH": str(ROOT),
+        **(env or {}),
     }
     command = [
         sys.executable,
@@ -82,3 +89,48 @@ def wait_for(condition: Callable[[], object], seconds: float, what: str, log: li
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}; worker said:\n" + "".join(log[-60:]))
+
+
+def free_port() -> int:
+    """Return a TCP port nobody listens on at the moment."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def scratch_redis(port: int) -> Iterator[None]:
+    """Run a throwaway Redis on 127.0.0.1:`port` that keeps nothing on disk."""
+    process = subprocess.Popen(  # a broker of its own: stopping it disturbs nobody
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=port)
+        wait_for(lambda: _pings(client), 10, "redis to start", [])
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _pings(client: object) -> bool:
+    try:
+        return bool(client.ping())  # type: ignore[attr-defined]
+    except Exception:
+        return False

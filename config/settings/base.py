@@ -152,7 +152,17 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+        "visibility_timeout": 3600,
+        # A web process publishes after its commit; with Redis down it must give up at once
+        # (the stream holds the work and beat brings it back), not retry for ever while the
+        # webhook sender waits.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+        "socket_connect_timeout": 1,
+    }
 else:
     # Kombu's filesystem transport needs no server: the embedded default runs a real worker.
     CELERY_BROKER_URL = "filesystem://"
