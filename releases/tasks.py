@@ -78,3 +78,11 @@ def request_retry(key: str) -> None:
         execute_retry.apply_async((key,), retry=False)
     except Exception as exc:  # the decision is recorded; beat runs it when the broker is back
         logger.warning("could not request a rerun (%s); beat will run it", exc)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def reconcile_github_deliveries() -> int:
+    """Ask GitHub to redeliver failed deliveries the stream does not hold."""
+    from releases.reconcile import github_deliveries_reconcile
+
+    return len(github_deliveries_reconcile().redelivered)

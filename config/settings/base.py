@@ -183,6 +183,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "project-stream": {"task": "releases.tasks.project_stream", "schedule": 2.0},
     "postmortems-due": {"task": "incidents.tasks.postmortems_due", "schedule": 30.0},
+    "reconcile-github-deliveries": {
+        "task": "releases.tasks.reconcile_github_deliveries",
+        "schedule": 600.0,
+    },
     "retries-due": {"task": "releases.tasks.retries_due", "schedule": 30.0},
     "run-probes": {"task": "incidents.tasks.run_probes", "schedule": 60.0},
     "detect-stale-releases": {"task": "incidents.tasks.detect_stale_releases", "schedule": 300.0},
