@@ -49,6 +49,16 @@ urlpatterns = [
     path("stream/", api.StreamView.as_view(), name="api-stream"),
     path("events/", api.EventCreateView.as_view(), name="api-events"),
     path(
+        "repositories/<str:owner>/<str:name>/credentials/",
+        api.CredentialView.as_view(),
+        name="api-credentials",
+    ),
+    path(
+        "repositories/<str:owner>/<str:name>/credentials/<str:platform>",
+        api.CredentialView.as_view(),
+        name="api-credential",
+    ),
+    path(
         "repositories/<str:owner>/<str:name>/policy",
         api.PolicyView.as_view(),
         name="api-policy",

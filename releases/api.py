@@ -268,3 +268,47 @@ class PolicyView(ShiplogAPIView):
         except policy_module.PolicyError as exc:
             raise ValidationError({"document": [str(exc)]}) from exc
         return Response({"repository": repo.full_name, "document": document})
+
+
+class CredentialSerializer(serializers.Serializer[dict[str, Any]]):
+    token = serializers.CharField(
+        write_only=True,
+        min_length=16,
+        max_length=500,
+        trim_whitespace=True,
+        help_text="The API token; never shown again, only its last four characters.",
+    )
+
+
+def _credential_data(credential: Any) -> dict[str, Any]:
+    return {
+        "platform": credential.platform,
+        "last_four": credential.last_four,
+        "updated_at": credential.updated_at,
+    }
+
+
+class CredentialView(PolicyView):
+    @extend_schema(
+        responses=inline_serializer("Credentials", {"credentials": serializers.ListField()})
+    )
+    def get(self, request: Request, owner: str, name: str, platform: str = "") -> Response:
+        """List the repository's CI API credentials by platform and last four characters."""
+        repo = self.repository(owner, name, write=True)
+        return Response({"credentials": [_credential_data(c) for c in repo.ci_credentials.all()]})
+
+    @extend_schema(request=CredentialSerializer)
+    def put(self, request: Request, owner: str, name: str, platform: str = "") -> Response:
+        """Set or replace the CircleCI or GitHub API token the retry worker uses."""
+        if platform not in {"github", "circleci"}:
+            raise NotFound("credentials are for github or circleci")
+        repo = self.repository(owner, name, write=True)
+        serializer = CredentialSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            credential = services.ci_credential_set(
+                repository=repo, platform=platform, token=serializer.validated_data["token"]
+            )
+        except ValueError as exc:
+            raise ValidationError({"token": [str(exc)]}) from exc
+        return Response(_credential_data(credential))

@@ -243,3 +243,32 @@ def test_the_policy_can_be_read_and_replaced_over_the_api_with_validation(pyodid
     ok = writer.put(url, {"document": f.ADVISORY_FIREFOX}, format="json")
     assert ok.status_code == 200
     assert writer.get(GATE_URL).json()["deployable"] is True
+
+
+def test_ci_credentials_are_set_and_replaced_over_the_api_and_never_shown(pyodide, writer, caplog):
+    url = f"/api/v1/repositories/{f.REPO}/credentials/circleci"
+    token = "circle-token-0123456789-abcd"
+    first = writer.put(url, {"token": token}, format="json")
+    assert first.status_code == 200
+    assert first.json()["last_four"] == "abcd"
+    assert token not in first.content.decode()
+    replaced = writer.put(url, {"token": token + "-wxyz"}, format="json")
+    assert replaced.json()["last_four"] == "wxyz"
+    listing = writer.get(f"/api/v1/repositories/{f.REPO}/credentials/").json()
+    assert listing["credentials"][0]["last_four"] == "wxyz"
+    assert token not in str(listing)
+    assert token not in caplog.text
+    short = writer.put(url, {"token": "short"}, format="json")
+    assert short.status_code == 400
+    assert (
+        writer.put(
+            f"/api/v1/repositories/{f.REPO}/credentials/jenkins", {"token": token}, format="json"
+        ).status_code
+        == 404
+    )
+
+
+def test_a_read_only_token_cannot_see_or_set_credentials(reader):
+    url = f"/api/v1/repositories/{f.REPO}/credentials/circleci"
+    assert reader.put(url, {"token": "x" * 20}, format="json").status_code == 403
+    assert reader.get(f"/api/v1/repositories/{f.REPO}/credentials/").status_code == 403
