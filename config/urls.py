@@ -23,6 +23,7 @@ urlpatterns = [
         name="api-docs",
     ),
     path("admin/", admin.site.urls),
+    path("", include("config.pages_urls")),
 ]
 
 handler404 = "config.errors.not_found"
