@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from releases.encryption import UndecryptableSecret, decrypt
@@ -163,16 +164,37 @@ def link_retries(entries: list[Entry]) -> list[Entry]:
     return linked
 
 
+def _fast_rows(rows: QuerySet[Any, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Return the tuples of a values_list query, decoded by psycopg's C loaders if possible.
+
+    A release with thousands of job attempts is read on every page view and every poll.
+    Django decodes each timestamp and JSON value in Python; psycopg's own loaders (compiled
+    with psycopg[binary]) give the same values, timestamps in UTC, in a fraction of the time.
+    Only this cursor's loaders change.
+    """
+    if connection.vendor != "postgresql":
+        return list(rows)
+    from psycopg.types.datetime import TimestamptzLoader
+    from psycopg.types.json import JsonbLoader
+
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+        cursor.cursor.adapters.register_loader("jsonb", JsonbLoader)
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
 def release_detail(release: Release) -> ReleaseDetail:
     """Return a release with its timeline in stream order and its state under today's policy."""
-    from releases.projector import ENTRY_FIELDS, entry_from_model, policies_for
+    from releases.projector import ENTRY_FIELDS, policies_for
 
-    models = (
+    rows = (
         TimelineEntry.objects.filter(release=release)
         .order_by("first_position", "entry_key")
-        .only("entry_key", *ENTRY_FIELDS)
+        .values_list("entry_key", *ENTRY_FIELDS)
     )
-    entries = link_retries([entry_from_model(model) for model in models])
+    entries = link_retries([Entry(*row) for row in _fast_rows(rows)])
     policy = policies_for([release.repository])[release.repository]
     tagged = (
         KnownTag.objects.filter(repository=release.repository, tag=release.tag)
@@ -344,32 +366,27 @@ class DeliveryFigures:
     month: datetime
 
 
-def _release_facts(releases: QuerySet[Release]) -> list[ReleaseFacts]:
-    fields = (
-        "repository",
-        "ref_key",
-        "state",
-        "flags",
-        "started_at",
-        "tagged_at",
-        "deployed_at",
-        "blocked_at",
-        "unblocked_at",
-    )
-    return [
-        ReleaseFacts(
-            repository=row["repository"],
-            ref_key=row["ref_key"],
-            state=row["state"],
-            flags=tuple(flag for flag in row["flags"].split(",") if flag),
-            started_at=row["started_at"],
-            tagged_at=row["tagged_at"],
-            deployed_at=row["deployed_at"],
-            blocked_at=row["blocked_at"],
-            unblocked_at=row["unblocked_at"],
-        )
-        for row in releases.values(*fields)
-    ]
+RELEASE_FACTS = (
+    "repository",
+    "ref_key",
+    "state",
+    "flags",
+    "started_at",
+    "tagged_at",
+    "deployed_at",
+    "blocked_at",
+    "unblocked_at",
+)
+
+
+def _release_facts(releases: QuerySet[Release], fields: tuple[str, ...]) -> list[ReleaseFacts]:
+    """Return the facts the figures read, fetching only `fields` (the rest stay empty)."""
+    facts = []
+    for row in _fast_rows(releases.values_list(*fields)):
+        values = dict(zip(fields, row, strict=True))
+        values["flags"] = tuple(flag for flag in values.get("flags", "").split(",") if flag)
+        facts.append(ReleaseFacts(**values))
+    return facts
 
 
 def dora_figures(
@@ -384,24 +401,23 @@ def dora_figures(
     if readable is not None:
         releases = releases.filter(repository__in=readable)
         incidents = incidents.filter(repository__in=readable)
-    window = _release_facts(releases.filter(Q(started_at__gte=since) | Q(deployed_at__gte=since)))
+    window = _release_facts(
+        releases.filter(Q(started_at__gte=since) | Q(deployed_at__gte=since)), RELEASE_FACTS
+    )
     incident_facts = [
-        IncidentFacts(
-            repository=row["repository"],
-            release_key=row["release_key"],
-            opened_at=row["opened_at"],
-            began_at=row["began_at"],
-            resolved_at=row["resolved_at"],
-        )
-        for row in incidents.filter(Q(opened_at__gte=since) | Q(resolved_at__gte=since)).values(
-            "repository", "release_key", "opened_at", "began_at", "resolved_at"
+        IncidentFacts(*row)
+        for row in _fast_rows(
+            incidents.filter(Q(opened_at__gte=since) | Q(resolved_at__gte=since)).values_list(
+                "repository", "release_key", "opened_at", "began_at", "resolved_at"
+            )
         )
     ]
     month = month_start(now)
     blocked = _release_facts(
         releases.filter(blocked_at__lt=now).filter(
             Q(unblocked_at__isnull=True) | Q(unblocked_at__gte=month)
-        )
+        ),
+        ("repository", "ref_key", "state", "blocked_at", "unblocked_at"),
     )
     return DeliveryFigures(
         dora=dora(window, incident_facts, now=now, days=days),

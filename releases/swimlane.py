@@ -10,14 +10,13 @@ out of the time axis and shown as a break, so both ends of a story stay readable
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
 
 from releases.metrics import duration_text
-from releases.projections import FAILED, Entry, ReleaseView, latest_attempts
+from releases.projections import FAILED, Entry, ReleaseView
 
 PLATFORM_NAMES = {"github": "GitHub Actions", "circleci": "CircleCI"}
 LABEL_WIDTH = 250
@@ -51,16 +50,15 @@ class Segment:
     end: datetime
     x: float
     width: float
+    seconds: float = field(init=False)  # the stretch's length, at least one second
 
-    @property
-    def seconds(self) -> float:
-        """Return the stretch's length in seconds (at least one)."""
-        return max((self.end - self.start).total_seconds(), 1.0)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seconds", max((self.end - self.start).total_seconds(), 1.0))
 
     def x_of(self, moment: datetime) -> float:
         """Return the pixel of `moment`, clamped to this stretch."""
         offset = (moment - self.start).total_seconds() / self.seconds
-        return self.x + self.width * min(max(offset, 0.0), 1.0)
+        return self.x + self.width * (0.0 if offset < 0 else 1.0 if offset > 1 else offset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +121,10 @@ class TimeScale:
 
     def segment_of(self, moment: datetime) -> Segment:
         """Return the stretch `moment` falls in (or the one before the break it falls in)."""
-        index = bisect_right([s.start for s in self.segments], moment) - 1
-        return self.segments[max(index, 0)]
+        for segment in reversed(self.segments):
+            if segment.start <= moment:
+                return segment
+        return self.segments[0]
 
     def x(self, moment: datetime) -> float:
         """Return the pixel of `moment`."""
@@ -279,7 +279,8 @@ def _platform(platform: str) -> str:
 
 
 def _when(moment: datetime | None) -> str:
-    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "unknown"
+    # isoformat, not strftime: a big release formats thousands of these per page view.
+    return moment.isoformat(sep=" ", timespec="seconds")[:19] + " UTC" if moment else "unknown"
 
 
 def _marks(
@@ -343,6 +344,22 @@ def _marks(
     return marks
 
 
+def _latest_attempts(jobs: Sequence[Entry]) -> set[str]:
+    """Return the keys of each job's latest attempt, ordered as `latest_attempts` orders them.
+
+    Compares moments as numbers rather than formatted strings: the order is the same.
+    """
+    latest: dict[tuple[str, str, str], tuple[tuple[int, int, float, str], str]] = {}
+    for job in jobs:
+        moment = job.moment
+        order = (job.attempt, job.job_number or 0, moment.timestamp() if moment else 0.0, job.rank)
+        group = (job.platform, job.workflow_name, job.name)
+        current = latest.get(group)
+        if current is None or order > current[0]:
+            latest[group] = (order, job.entry_key)
+    return {key for _, key in latest.values()}
+
+
 def layout(
     entries: Sequence[Entry],
     *,
@@ -361,7 +378,7 @@ def layout(
     marks = _marks(entries, view)
     if not spans and not marks:
         return None
-    latest = {e.entry_key for e in latest_attempts(jobs, "job")}
+    latest = _latest_attempts(jobs)
     blocked_deploys = [
         o for o in view.deploys if o.outcome in {"blocked", "not_run"} and o.entry is None
     ]

@@ -130,6 +130,11 @@ class TimelineRow:
     entry: Entry
     role: str
     outcome: str
+    evidence_url: str
+
+
+# Beyond this many lines the table is cut short; the swimlanes still show every attempt.
+ROW_LIMIT = 250
 
 
 def _outcome(entry: Entry) -> str:
@@ -141,20 +146,25 @@ def _outcome(entry: Entry) -> str:
 
 
 def _timeline_rows(detail: ReleaseDetail, *, everything: bool) -> tuple[list[TimelineRow], int]:
-    """Return the rows worth reading, and how many quiet successful jobs were left out."""
+    """Return the lines worth reading, and how many were left out (quiet successful jobs first).
+
+    A successful job that does not deploy is quiet: the swimlanes show it, retries included.
+    """
+    stream_url = reverse("stream")
     rows: list[TimelineRow] = []
     left_out = 0
     for entry in detail.entries:
         role = detail.role(entry)
         outcome = _outcome(entry)
-        quiet = (
-            entry.kind == "job" and outcome == "success" and role != "deploy" and entry.attempt == 1
-        )
+        quiet = entry.kind == "job" and outcome == "success" and role != "deploy"
         if quiet and not everything:
             left_out += 1
             continue
-        rows.append(TimelineRow(entry, role, outcome))
+        rows.append(TimelineRow(entry, role, outcome, f"{stream_url}{entry.position}/"))
     rows.sort(key=lambda row: (row.entry.moment is None, row.entry.moment, row.entry.position))
+    if not everything and len(rows) > ROW_LIMIT:
+        left_out += len(rows) - ROW_LIMIT
+        rows = rows[:ROW_LIMIT]
     return rows, left_out
 
 
