@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import path, re_path
+from django.views.generic import RedirectView
 
 from incidents import views as incidents
 from releases import views as releases
 
 urlpatterns = [
     path("", releases.dashboard, name="dashboard"),
+    # Browsers ask for it on pages that name no icon (the admin's); a 404 there is noise.
+    path("favicon.ico", RedirectView.as_view(url=static("shiplog/favicon.svg"), permanent=True)),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

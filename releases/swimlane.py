@@ -679,13 +679,6 @@ def render_svg(lanes: Swimlane) -> str:
                 f'text-anchor="end">{_a(text)}<title>{_a(row.label)}</title></text>'
             )
         out.append("</g>")
-    for band in lanes.bands:
-        label_x, anchor = _label_position(band.x + 4, band.label, lanes.width, band.x + band.width)
-        out.append(
-            f'<g class="band"><rect x="{_n(band.x)}" y="{top}" width="{_n(band.width)}" '
-            f'height="{_n(bottom - top)}"/><title>{_a(band.label)}</title>'
-            f'<text x="{_n(label_x)}" y="{top + 15}"{anchor}>{_a(band.label)}</text></g>'
-        )
     label_end = 0.0
     for x, label in lanes.ticks:
         out.append(f'<line class="tick" x1="{_n(x)}" y1="{top}" x2="{_n(x)}" y2="{_n(bottom)}"/>')
@@ -704,6 +697,13 @@ def render_svg(lanes: Swimlane) -> str:
             f'<g class="axis-break"><rect x="{_n(x + 4)}" y="{top}" width="{GAP_WIDTH - 8}" '
             f'height="{_n(bottom - top)}"/><text x="{_n(mid)}" y="{_n(bottom + 16)}" '
             f'text-anchor="middle">⋯</text><title>{_a(left_out)} left out</title></g>'
+        )
+    for band in lanes.bands:
+        label_x, anchor = _label_position(band.x + 4, band.label, lanes.width, band.x + band.width)
+        out.append(
+            f'<g class="band"><rect x="{_n(band.x)}" y="{top}" width="{_n(band.width)}" '
+            f'height="{_n(bottom - top)}"/><title>{_a(band.label)}</title>'
+            f'<text x="{_n(label_x)}" y="{top + 15}"{anchor}>{_a(band.label)}</text></g>'
         )
     for bar in lanes.bars:
         classes = f"bar bar--{bar.outcome.replace('_', '-')}"

@@ -175,3 +175,9 @@ def test_the_admin_stays_separate_and_staff_only(maintainer_client):
     response = maintainer_client.get("/admin/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_the_favicon_is_served_locally(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"].endswith("/static/shiplog/favicon.svg")
