@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import orjson
 from django.conf import settings
@@ -26,7 +26,7 @@ from releases import projector, selectors, services, tokens
 from releases.access import MAINTAINERS
 from releases.deliveries import Delivery
 from releases.models import DeployPolicy
-from releases.scenarios.pyodide import POLICY, recovery, release_0_26_2, shift_to_end_at
+from releases.scenarios.pyodide import POLICY, recovery, release_0_26_2, shift_to_deploy_at
 from releases.scenarios.story import Step
 
 REPOSITORY = "pyodide/pyodide"
@@ -35,7 +35,10 @@ DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "shiplog-demo"  # noqa: S105 - documented, local-only
 DEFAULT_SPEED = 120.0
 MAX_PAUSE_SECONDS = 8.0
-GITHUB_HOOK_ID = 421_337  # what `releases.deliveries.github_delivery` signs with by default
+GITHUB_HOOK_ID = 421_337
+DEPLOY_MARGIN = timedelta(
+    seconds=15
+)  # what `releases.deliveries.github_delivery` signs with by default
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,49 @@ def demo_maintainer_ensure(*, debug: bool) -> tuple[str, str | None]:
     return DEMO_USERNAME, password
 
 
-def demo_acts(*, now: datetime) -> list[list[Step]]:
-    """Return the Pyodide story in two acts, 26 and 29 July, rebased to end at `now`."""
-    shift = shift_to_end_at(now)
+def demo_acts(*, now: datetime, replay_seconds: float = 0.0) -> list[list[Step]]:
+    """Return the Pyodide story in two acts, 26 and 29 July, rebased to end near `now`.
+
+    The rerun's deploy lands as a replay of `replay_seconds` that starts now ends: Shiplog
+    stamps its own acts (the incident opening) with the time they happen, during the replay,
+    so they fall between the failure and the deploy, as they did.
+    """
+    shift = shift_to_deploy_at(now + timedelta(seconds=replay_seconds))
     return [release_0_26_2(shift), recovery(shift)]
+
+
+def land_deploy_when_posted(
+    act: Sequence[Step],
+    previous: Step | None,
+    *,
+    now: datetime,
+    speed: float,
+    max_pause: float = MAX_PAUSE_SECONDS,
+) -> list[Step]:
+    """Return the act moved in time so that its deploy happens as the replay posts it.
+
+    The deploy is the act's last CircleCI delivery (the rerun's workflow completing). Posted
+    at its own moment, it comes after the incident Shiplog opened during the replay, and
+    before the resolution Shiplog records on seeing it.
+    """
+    deploy = max(i for i, step in enumerate(act) if step.platform == "circleci")
+    ahead = sum(
+        pause_before(step, act[i - 1] if i else previous, speed=speed, max_pause=max_pause)
+        for i, step in enumerate(act[: deploy + 1])
+    )
+    delta = now + timedelta(seconds=ahead) - act[deploy].at
+    return [step.shifted(delta) for step in act]
+
+
+def replay_seconds(
+    acts: Sequence[Sequence[Step]], *, speed: float, max_pause: float = MAX_PAUSE_SECONDS
+) -> float:
+    """Return how long a replay of `acts` pauses in all, at `speed`."""
+    steps = [step for act in acts for step in act]
+    return sum(
+        pause_before(step, previous, speed=speed, max_pause=max_pause)
+        for previous, step in zip([None, *steps], steps, strict=False)
+    )
 
 
 def delivery_key(step: Step) -> str:
@@ -165,6 +207,7 @@ def demo_replay(
     post: Poster = http_post,
     sleep: Callable[[float], None] = time.sleep,
     settle: Callable[[int], None] = lambda position: None,
+    rebase: Callable[[Sequence[Step], Step | None], Sequence[Step]] | None = None,
     say: Callable[[str], None] = print,
 ) -> ReplayResult:
     """Post each step, signed, to the server at `base_url`, pausing as the story did.
@@ -173,12 +216,16 @@ def demo_replay(
     Shiplog has acted on it: days passed between the acts, and detection reads the state of a
     release as it is when it looks, so an act posted on the heels of the last one would hide
     it (a blocked release that is already deployed by the time anyone looks opens nothing).
+    Each act after the first goes through `rebase` (with the step posted before it) just
+    before it is posted.
     """
     recorded = duplicates = 0
     refused: list[str] = []
     previous: Step | None = None
     last_position = 0
     for number, act in enumerate(acts, start=1):
+        if rebase is not None and number > 1:
+            act = rebase(act, previous)
         for step in act:
             pause = pause_before(step, previous, speed=speed, max_pause=max_pause)
             if pause:

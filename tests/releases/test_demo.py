@@ -92,13 +92,10 @@ def test_pauses_follow_the_story_sped_up_and_capped(previous, step, speed, pause
 
 def test_at_the_default_speed_the_demo_takes_a_couple_of_minutes():
     acts = demo.demo_acts(now=NOW)
-    steps = [step for act in acts for step in act]
-    total = sum(
-        demo.pause_before(step, previous, speed=demo.DEFAULT_SPEED, max_pause=8.0)
-        for previous, step in zip([None, *steps], steps, strict=False)
-    )
+    total = demo.replay_seconds(acts, speed=demo.DEFAULT_SPEED)
     assert 45 < total < 150
-    assert steps[-1].at <= NOW
+    assert demo.replay_seconds(acts, speed=0) == 0
+    assert acts[-1][-1].at - NOW < timedelta(minutes=15)  # the story ends near now
 
 
 @pytest.mark.django_db
@@ -151,7 +148,9 @@ def test_the_replay_posts_both_acts_and_lets_shiplog_act_in_between(client, sett
     assert Incident.objects.get().status == "resolved"
     # The story ends now: this month's figures are about it.
     assert release.deployed_at is not None
-    assert NOW - timedelta(hours=1) < release.deployed_at <= NOW
+    assert NOW - timedelta(minutes=1) < release.deployed_at <= NOW
+    replay = demo.demo_acts(now=NOW, replay_seconds=90)
+    assert replay[1][-1].at - acts[1][-1].at == timedelta(seconds=90)
     assert demo.demo_loaded(acts)
     again = demo.demo_replay(
         acts, base_url="http://shiplog.test", signing=setup.secrets, speed=0, post=post
@@ -175,3 +174,16 @@ def test_the_demo_command_posts_over_http_to_a_running_server(live_server):
     call_command("demo", "--url", live_server.url, stdout=out)
     assert "already in the stream (88 deliveries): nothing to replay" in out.getvalue()
     assert "password is unchanged" in out.getvalue()
+
+
+def test_the_deploy_is_stamped_with_the_moment_it_is_posted():
+    first, second = demo.demo_acts(now=NOW)
+    later = NOW + timedelta(hours=5)
+    moved = demo.land_deploy_when_posted(second, first[-1], now=later, speed=120)
+    deploy = [step for step in moved if step.platform == "circleci"][-1]
+    pauses = demo.replay_seconds([first[-1:], moved], speed=120)
+    before_deploy = pauses - demo.replay_seconds([moved[moved.index(deploy) :]], speed=120)
+    assert deploy.at == later + timedelta(seconds=before_deploy)
+    assert [step.delivery_id for step in moved] == [step.delivery_id for step in second]
+    at_once = demo.land_deploy_when_posted(second, first[-1], now=later, speed=0)
+    assert [s for s in at_once if s.platform == "circleci"][-1].at == later

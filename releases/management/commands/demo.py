@@ -52,7 +52,11 @@ def load_demo(*, url: str, speed: float, max_pause: float, say: Any) -> demo.Rep
             f"Demo maintainer: {setup.username!r} (exists; its password is unchanged: "
             f"manage.py changepassword {setup.username})"
         )
-    acts = demo.demo_acts(now=timezone.now())
+    # The deploy lands as the replay ends, so what Shiplog records while it plays (the
+    # incident opening) falls between the story's failure and its deploy.
+    now = timezone.now()
+    duration = demo.replay_seconds(demo.demo_acts(now=now), speed=speed, max_pause=max_pause)
+    acts = demo.demo_acts(now=now, replay_seconds=duration)
     count = sum(len(act) for act in acts)
     if demo.demo_loaded(acts):
         say(
@@ -69,6 +73,10 @@ def load_demo(*, url: str, speed: float, max_pause: float, say: Any) -> demo.Rep
         speed=speed,
         max_pause=max_pause,
         settle=demo.settle_projections,
+        # The rerun's deploy is stamped with the moment it is actually posted.
+        rebase=lambda act, previous: demo.land_deploy_when_posted(
+            act, previous, now=timezone.now(), speed=speed, max_pause=max_pause
+        ),
         # Step by step only for someone watching; at full speed the summary says enough.
         say=say if speed > 0 else (lambda line: None),
     )
