@@ -1,0 +1,105 @@
+"""Account for CPU during a run: the whole machine, the benchmark's own processes, the rest.
+
+The machine may be shared (other sessions, CI), so every run records how much of its CPU went
+to anything else; a figure measured beside a busy neighbour says so instead of passing as clean.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Cumulative CPU counters at one moment, in seconds."""
+
+    at: float
+    machine_busy: float
+    machine_steal: float
+    ours: float
+
+
+def _machine() -> tuple[float, float]:
+    """Return (busy, steal) CPU seconds of all cores since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq) / TICKS_PER_S, steal / TICKS_PER_S
+
+
+def _tree(roots: set[int]) -> float:
+    """Return the CPU seconds used so far by the live processes under `roots` (included)."""
+    parents: dict[int, int] = {}
+    used: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # ended while being read
+        # The command name may hold spaces and parentheses: fields follow the last ")".
+        rest = raw[raw.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parents[pid] = int(rest[1])
+        used[pid] = int(rest[11]) + int(rest[12])
+    total = 0
+    for pid, ticks in used.items():
+        ancestor = pid
+        for _ in range(32):
+            if ancestor in roots:
+                total += ticks
+                break
+            ancestor = parents.get(ancestor, 0)
+            if ancestor <= 1:
+                break
+    return total / TICKS_PER_S
+
+
+def _children() -> float:
+    """Return the CPU seconds of waited-for children (wrk, once it has ended)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sample(roots: set[int]) -> Sample:
+    """Read the counters now; `roots` are the long-running servers of the benchmark."""
+    busy, steal = _machine()
+    return Sample(time.monotonic(), busy, steal, _tree(roots) + _children())
+
+
+def usage(before: Sample, after: Sample) -> dict[str, float]:
+    """Return the shares of the machine's CPU (0..1 of all cores) used between two samples."""
+    capacity = max((after.at - before.at) * CORES, 1e-9)
+    machine = (after.machine_busy - before.machine_busy) / capacity
+    ours = (after.ours - before.ours) / capacity
+    return {
+        "machine": round(machine, 3),
+        "ours": round(ours, 3),
+        "others": round(max(machine - ours, 0.0), 3),
+        "steal": round((after.machine_steal - before.machine_steal) / capacity, 3),
+    }
+
+
+def wait_for_quiet(
+    roots: set[int], *, threshold: float = 0.15, patience_s: float = 60
+) -> dict[str, float]:
+    """Wait (at most `patience_s`) until the rest of the machine uses under `threshold` of it.
+
+    Return the last measurement, whether or not it got quiet.
+    """
+    deadline = time.monotonic() + patience_s
+    measured: dict[str, float] = {}
+    for _ in range(int(patience_s) + 1):
+        before = sample(roots)
+        time.sleep(1)
+        measured = usage(before, sample(roots))
+        if measured["others"] + measured["steal"] < threshold or time.monotonic() >= deadline:
+            break
+    return measured
