@@ -30,8 +30,10 @@ TARGET = {"rate": 1_000, "p99_ms": 50.0}  # p99 strictly below
 STRETCH = {"rate": 1_400, "p99_ms": 10.0}  # p99 at most
 SIZES = {"small": "~1 KB", "large": "~8 KB"}
 TARGETS = ("ceiling", "shiplog")
-# A run during which neighbours took this share of the machine's CPU is flagged as noisy.
+# A run during which neighbours took this share of the machine's CPU is noisy: it is measured
+# again, up to ATTEMPTS times in all, the quietest attempt kept and the rest only counted.
 NOISY = 0.10
+ATTEMPTS = 3
 
 REGISTER = """\
 import json, os
@@ -194,6 +196,12 @@ def _measure(
     return record
 
 
+def _noise(record: dict[str, Any]) -> float:
+    """Return the share of the machine's CPU that neighbours and the hypervisor took."""
+    share: float = record["cpu"]["others"] + record["cpu"]["steal"]
+    return share
+
+
 def _print_run(round_number: int, rounds: int, case: Case, record: dict[str, Any]) -> None:
     latency = record["latency_ms"]
     integrity = record.get("integrity")
@@ -312,7 +320,8 @@ def markdown(
             f"| {ceiling['p99_ms']:.1f} | {row['ratio']:.2f} "
             f"| {mark(row['target_met'])} | {mark(row['stretch_met'])} |"
         )
-    others = sorted(run["cpu"]["others"] + run["cpu"]["steal"] for run in runs)
+    others = sorted(_noise(run) for run in runs)
+    retried = sum(run["attempts"] - 1 for run in runs)
     noisy = sum(1 for share in others if share >= NOISY)
     checked = [run["integrity"] for run in runs if "integrity" in run]
     failures = sorted({name for integrity in checked for name in integrity["failed"]})
@@ -335,8 +344,8 @@ def markdown(
         f"Neighbours: during the measured runs, processes other than the benchmark's (and the "
         f"hypervisor's steal) took a median {statistics.median(others):.0%} and at most "
         f"{max(others):.0%} of the machine's CPU; {noisy} of {len(runs)} runs were at or above "
-        f"{NOISY:.0%}"
-        + (" and their figures are lower than a quiet machine gives." if noisy else "."),
+        f"{NOISY:.0%} after {retried} noisy attempts were measured again"
+        + (", and their figures are lower than a quiet machine gives." if noisy else "."),
     ]
     return "\n".join(lines)
 
@@ -392,18 +401,27 @@ def run(options: Options, machine: dict[str, Any]) -> Report:
                                 threads=case.threads,
                             )
                         )
-                    record = _measure(
-                        target=target,
-                        server=servers[key],
-                        case=case,
-                        run_plan=run_plan,
-                        files=files[case.size],
-                        pg=pg,
-                        env=env,
-                        workdir=workdir,
-                        roots={pg.pid, *(server.pid for server in servers.values())},
-                    )
+                    attempts = []
+                    for _ in range(ATTEMPTS):
+                        attempts.append(
+                            _measure(
+                                target=target,
+                                server=servers[key],
+                                case=case,
+                                run_plan=run_plan,
+                                files=files[case.size],
+                                pg=pg,
+                                env=env,
+                                workdir=workdir,
+                                roots={pg.pid, *(server.pid for server in servers.values())},
+                            )
+                        )
+                        if _noise(attempts[-1]) < NOISY:
+                            break
+                        print(f"  neighbours took {_noise(attempts[-1]):.0%}: measuring again")
+                    record = min(attempts, key=_noise)
                     record["round"] = round_number
+                    record["attempts"] = len(attempts)
                     runs.append(record)
                     _print_run(round_number, run_plan.rounds, case, record)
         stream_rows = _stream_head(pg)[1]
