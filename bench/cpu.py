@@ -96,6 +96,7 @@ def wait_for_quiet(
     """
     deadline = time.monotonic() + patience_s
     measured: dict[str, float] = {}
+    # At least one measurement, however little patience is left.
     for _ in range(int(patience_s) + 1):
         before = sample(roots)
         time.sleep(1)

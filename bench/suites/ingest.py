@@ -94,6 +94,8 @@ class Plan:
     rounds: int
     warmup_s: float
     duration_s: float
+    # Waiting for a quiet machine and measuring noisy runs again stop once this is spent.
+    budget_s: float
 
 
 def plan(options: Options) -> Plan:
@@ -103,6 +105,7 @@ def plan(options: Options) -> Plan:
         rounds=options.rounds or (1 if options.quick else 3),
         warmup_s=2 if options.quick else 3,
         duration_s=options.duration_s or (5 if options.quick else 10),
+        budget_s=240 if options.quick else 1200,
     )
 
 
@@ -171,11 +174,12 @@ def _measure(
     env: dict[str, str],
     workdir: Path,
     roots: set[int],
+    patience_s: float,
 ) -> dict[str, Any]:
     """Warm up, run the load once, and for Shiplog check the stream it left behind."""
     body_file, headers_file = files
     url = server.url(HOOK_PATH)
-    quiet = cpu.wait_for_quiet(roots)
+    quiet = cpu.wait_for_quiet(roots, patience_s=patience_s)
     # A checkpoint now rather than one forced by WAL volume in the middle of a measurement.
     pg.execute("CHECKPOINT", superuser=True)
     warm = Load(connections=case.connections, duration_s=run_plan.warmup_s)
@@ -354,6 +358,7 @@ def run(options: Options, machine: dict[str, Any]) -> Report:
     """Run every case against the ceiling and Shiplog, interleaved, and report medians."""
     started = time.monotonic()
     run_plan = plan(options)
+    deadline = started + run_plan.budget_s
     secret = secrets.token_urlsafe(32)
     runs: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
@@ -403,6 +408,7 @@ def run(options: Options, machine: dict[str, Any]) -> Report:
                         )
                     attempts = []
                     for _ in range(ATTEMPTS):
+                        left = deadline - time.monotonic()
                         attempts.append(
                             _measure(
                                 target=target,
@@ -414,9 +420,10 @@ def run(options: Options, machine: dict[str, Any]) -> Report:
                                 env=env,
                                 workdir=workdir,
                                 roots={pg.pid, *(server.pid for server in servers.values())},
+                                patience_s=min(30.0, max(left, 0.0)),
                             )
                         )
-                        if _noise(attempts[-1]) < NOISY:
+                        if _noise(attempts[-1]) < NOISY or deadline < time.monotonic():
                             break
                         print(f"  neighbours took {_noise(attempts[-1]):.0%}: measuring again")
                     record = min(attempts, key=_noise)
