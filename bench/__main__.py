@@ -16,6 +16,7 @@ from bench.runner import (
     write_section,
 )
 from bench.suites import SUITES
+from bench.suites.ingest import parse_case
 
 
 def _exit_on_signal(signum: int, frame: object) -> NoReturn:
@@ -34,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, help="rounds per case (default 3, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds of load per run")
+    parser.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        metavar="SIZE:CONNS[:WORKER[:THREADS]]",
+        help="ingest only this load shape (repeatable), e.g. small:16:gthread:4",
+    )
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     unknown = [name for name in args.suites if name not in SUITES]
@@ -43,11 +51,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be between 1 and 20")
     if args.duration is not None and not 1 <= args.duration <= 600:
         parser.error("--duration must be between 1 and 600 seconds")
+    for text in args.case:
+        try:
+            parse_case(text)
+        except ValueError as exc:
+            parser.error(f"--case {text}: {exc}")
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGHUP, _exit_on_signal)
 
-    options = Options(quick=args.quick, rounds=args.rounds, duration_s=args.duration)
-    write_docs = not (args.quick or args.no_docs)
+    options = Options(
+        quick=args.quick, rounds=args.rounds, duration_s=args.duration, cases=tuple(args.case)
+    )
+    # Partial runs (quick, or chosen cases) never replace the published figures.
+    write_docs = not (args.quick or args.no_docs or args.case)
     started = time.monotonic()
     print("measuring the machine", flush=True)
     machine = machine_info(measure_fsync=not args.quick)

@@ -18,12 +18,12 @@ CORES = os.cpu_count() or 1
 
 @dataclass(frozen=True)
 class Sample:
-    """Cumulative CPU counters at one moment, in seconds."""
+    """Cumulative CPU counters at one moment, in seconds; `ours` by group of processes."""
 
     at: float
     machine_busy: float
     machine_steal: float
-    ours: float
+    ours: dict[str, float]
 
 
 def _machine() -> tuple[float, float]:
@@ -33,8 +33,8 @@ def _machine() -> tuple[float, float]:
     return (user + nice + system + irq + softirq) / TICKS_PER_S, steal / TICKS_PER_S
 
 
-def _tree(roots: set[int]) -> float:
-    """Return the CPU seconds used so far by the live processes under `roots` (included)."""
+def _trees(roots: dict[str, set[int]]) -> dict[str, float]:
+    """Return the CPU seconds used so far by the live processes under each group's roots."""
     parents: dict[int, int] = {}
     used: dict[int, int] = {}
     for entry in os.scandir("/proc"):
@@ -49,17 +49,18 @@ def _tree(roots: set[int]) -> float:
         pid = int(entry.name)
         parents[pid] = int(rest[1])
         used[pid] = int(rest[11]) + int(rest[12])
-    total = 0
+    group_of = {pid: group for group, pids in roots.items() for pid in pids}
+    totals = dict.fromkeys(roots, 0)
     for pid, ticks in used.items():
         ancestor = pid
         for _ in range(32):
-            if ancestor in roots:
-                total += ticks
+            if ancestor in group_of:
+                totals[group_of[ancestor]] += ticks
                 break
             ancestor = parents.get(ancestor, 0)
             if ancestor <= 1:
                 break
-    return total / TICKS_PER_S
+    return {group: ticks / TICKS_PER_S for group, ticks in totals.items()}
 
 
 def _children() -> float:
@@ -68,27 +69,36 @@ def _children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def sample(roots: set[int]) -> Sample:
-    """Read the counters now; `roots` are the long-running servers of the benchmark."""
+def sample(roots: dict[str, set[int]]) -> Sample:
+    """Read the counters now; `roots` name the long-running servers of the benchmark.
+
+    Children this process has waited for (the load generator, once it has ended) count as
+    the group "client".
+    """
     busy, steal = _machine()
-    return Sample(time.monotonic(), busy, steal, _tree(roots) + _children())
+    return Sample(time.monotonic(), busy, steal, {**_trees(roots), "client": _children()})
 
 
 def usage(before: Sample, after: Sample) -> dict[str, float]:
     """Return the shares of the machine's CPU (0..1 of all cores) used between two samples."""
     capacity = max((after.at - before.at) * CORES, 1e-9)
     machine = (after.machine_busy - before.machine_busy) / capacity
-    ours = (after.ours - before.ours) / capacity
+    groups = {
+        group: max(after.ours.get(group, 0.0) - used, 0.0) / capacity
+        for group, used in before.ours.items()
+    }
+    ours = sum(groups.values())
     return {
         "machine": round(machine, 3),
         "ours": round(ours, 3),
         "others": round(max(machine - ours, 0.0), 3),
         "steal": round((after.machine_steal - before.machine_steal) / capacity, 3),
+        **{f"ours_{group}": round(share, 3) for group, share in groups.items()},
     }
 
 
 def wait_for_quiet(
-    roots: set[int], *, threshold: float = 0.15, patience_s: float = 60
+    roots: dict[str, set[int]], *, threshold: float = 0.15, patience_s: float = 60
 ) -> dict[str, float]:
     """Wait (at most `patience_s`) until the rest of the machine uses under `threshold` of it.
 

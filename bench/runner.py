@@ -34,11 +34,13 @@ INTRO = """\
 What Shiplog's hot paths cost on a small machine, next to what the same machine allows.
 
 Reproduce with `make bench` (every suite; each rewrites its own section below and writes its
-raw figures to `bench/results/`), or `.venv/bin/python -m bench ingest --quick` for a short
-development run that leaves this file alone. Each suite starts its own PostgreSQL 15 (fsync on,
-synchronous commit) in a temp dir on a random loopback port, migrates Shiplog into it, and
-removes it afterwards; the load generator, the server and the database share the machine's
-cores, so every figure includes the cost of generating the load.
+raw figures to `bench/results/`). For development, `.venv/bin/python -m bench ingest --quick`
+(one short round) or `--case large:16:gthread:4` (one load shape) leave this file alone. Each
+suite starts its own PostgreSQL 15 (fsync on, synchronous commit) in a temp dir on a random
+loopback port, migrates Shiplog into it, and removes it afterwards; the load generator, the
+server and the database share the machine's cores, so every figure includes the cost of
+generating the load. The machine may be shared: every run records how much CPU other processes
+took, noisy runs are measured again within a time budget, and what stays noisy is said.
 """
 
 
@@ -49,6 +51,8 @@ class Options:
     quick: bool = False
     rounds: int | None = None
     duration_s: float | None = None
+    # Suite-specific load shapes, as given on the command line (e.g. "small:16:gthread:4").
+    cases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -182,6 +186,9 @@ def write_section(name: str, markdown: str, docs: Path = DOCS) -> None:
     """Replace the section `name` of the docs between its markers, appending it if new."""
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     text = docs.read_text() if docs.exists() else INTRO
+    # The intro (everything before the first section) is the runner's: keep it current.
+    first = text.find("<!-- bench:")
+    text = INTRO + "\n" + text[first:] if first >= 0 else INTRO
     block = f"{start}\n{markdown.strip()}\n{end}"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):

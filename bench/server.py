@@ -14,13 +14,30 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.scratch import LOOPBACK, Postgres, free_port, wait_until
+from bench.scratch import (
+    LOOPBACK,
+    Postgres,
+    free_port,
+    scratch_dir,
+    scratch_postgres,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 RESULT_MARK = "BENCH-RESULT "
 # Kept from the caller's environment; everything else a server sees is set here, so a
 # developer's DJANGO_SETTINGS_MODULE or webhook secrets cannot leak into the figures.
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
+REGISTER = """\
+import json, os
+from releases.services import repository_create, webhook_secret_add
+repository = repository_create(full_name=os.environ["BENCH_REPOSITORY"])
+webhook_secret_add(repository=repository, platform="github",
+                   secret=os.environ["BENCH_GITHUB_SECRET"], label="bench")
+webhook_secret_add(repository=repository, platform="circleci",
+                   secret=os.environ["BENCH_CIRCLECI_SECRET"], label="bench")
+print("BENCH-RESULT " + json.dumps({"repository": repository.full_name}))
+"""
 
 
 def shiplog_env(pg: Postgres, workdir: Path, **extra: str) -> dict[str, str]:
@@ -40,6 +57,37 @@ def shiplog_env(pg: Postgres, workdir: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+@dataclass(frozen=True)
+class Shiplog:
+    """A migrated Shiplog database on a scratch PostgreSQL, with one repository registered."""
+
+    workdir: Path
+    pg: Postgres
+    env: dict[str, str]
+    repository: str
+    github_secret: str
+
+
+@contextlib.contextmanager
+def scratch_shiplog(repository: str) -> Iterator[Shiplog]:
+    """Yield Shiplog's schema on a scratch PostgreSQL, `repository` and its secrets stored."""
+    with scratch_dir() as workdir, scratch_postgres(workdir) as pg:
+        env = shiplog_env(pg, workdir)
+        print(f"scratch PostgreSQL on {LOOPBACK}:{pg.port}; migrating", flush=True)
+        manage(env, "migrate", "--noinput")
+        github_secret = secrets.token_urlsafe(32)
+        shell_result(
+            {
+                **env,
+                "BENCH_REPOSITORY": repository,
+                "BENCH_GITHUB_SECRET": github_secret,
+                "BENCH_CIRCLECI_SECRET": secrets.token_urlsafe(32),
+            },
+            REGISTER,
+        )
+        yield Shiplog(workdir, pg, env, repository, github_secret)
 
 
 def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:

@@ -9,7 +9,6 @@ is stored exactly once, nothing else was added, and `verify_chain()` finds no pr
 from __future__ import annotations
 
 import contextlib
-import secrets
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -20,8 +19,8 @@ from bench import cpu
 from bench.load import Load, LoadResult, prepare, run_wrk
 from bench.payloads import REPOSITORY, workflow_job
 from bench.runner import Options, Report, Suite
-from bench.scratch import Postgres, scratch_dir, scratch_postgres
-from bench.server import Server, gunicorn, manage, shell_result, shiplog_env
+from bench.scratch import Postgres
+from bench.server import Server, gunicorn, scratch_shiplog, shell_result
 from releases.deliveries import github_delivery
 
 HOOK_ID = 421_337
@@ -35,16 +34,6 @@ TARGETS = ("ceiling", "shiplog")
 NOISY = 0.10
 ATTEMPTS = 3
 
-REGISTER = """\
-import json, os
-from releases.services import repository_create, webhook_secret_add
-repository = repository_create(full_name=os.environ["BENCH_REPOSITORY"])
-webhook_secret_add(repository=repository, platform="github",
-                   secret=os.environ["BENCH_GITHUB_SECRET"], label="bench")
-webhook_secret_add(repository=repository, platform="circleci",
-                   secret=os.environ["BENCH_CIRCLECI_SECRET"], label="bench")
-print("BENCH-RESULT " + json.dumps({"repository": repository.full_name}))
-"""
 VERIFY = """\
 import json
 from releases.models import StreamEvent
@@ -98,10 +87,25 @@ class Plan:
     budget_s: float
 
 
+def parse_case(text: str) -> Case:
+    """Return the case written as SIZE:CONNS[:WORKER[:THREADS]], e.g. "large:16:gthread:4"."""
+    parts = text.split(":")
+    if not 2 <= len(parts) <= 4 or parts[0] not in SIZES or not parts[1].isdigit():
+        raise ValueError(f"a case is SIZE:CONNS[:WORKER[:THREADS]] with SIZE in {list(SIZES)}")
+    worker_class = parts[2] if len(parts) > 2 else "sync"
+    if worker_class not in {"sync", "gthread"}:
+        raise ValueError("WORKER is sync or gthread")
+    threads = int(parts[3]) if len(parts) > 3 else 1
+    if not 1 <= int(parts[1]) <= 256 or not 1 <= threads <= 64:
+        raise ValueError("CONNS must be 1..256 and THREADS 1..64")
+    return Case(parts[0], int(parts[1]), worker_class, threads)
+
+
 def plan(options: Options) -> Plan:
     """Return the plan for these options: three rounds of 10 s, or one of 5 s with --quick."""
     return Plan(
-        cases=QUICK_CASES if options.quick else CASES,
+        cases=[parse_case(text) for text in options.cases]
+        or (QUICK_CASES if options.quick else CASES),
         rounds=options.rounds or (1 if options.quick else 3),
         warmup_s=2 if options.quick else 3,
         duration_s=options.duration_s or (5 if options.quick else 10),
@@ -173,7 +177,7 @@ def _measure(
     pg: Postgres,
     env: dict[str, str],
     workdir: Path,
-    roots: set[int],
+    roots: dict[str, set[int]],
     patience_s: float,
 ) -> dict[str, Any]:
     """Warm up, run the load once, and for Shiplog check the stream it left behind."""
@@ -222,7 +226,9 @@ def _print_run(round_number: int, rounds: int, case: Case, record: dict[str, Any
         f"  round {round_number}/{rounds} {case.label:<18} {record['target']:<8}"
         f" {record['rate_2xx_per_s']:>8,.0f}/s  p50 {latency['p50']:6.2f} ms"
         f"  p99 {latency['p99']:6.2f} ms  non-2xx {record['non_2xx']}"
-        f"  cpu ours {record['cpu']['ours']:.0%} others {record['cpu']['others']:.0%}"
+        f"  cpu: gunicorn {record['cpu']['ours_gunicorn']:.0%}"
+        f" postgres {record['cpu']['ours_postgres']:.0%} wrk {record['cpu']['ours_client']:.0%}"
+        f" others {record['cpu']['others']:.0%}"
         f" steal {record['cpu']['steal']:.0%}{checked}",
         flush=True,
     )
@@ -359,23 +365,10 @@ def run(options: Options, machine: dict[str, Any]) -> Report:
     started = time.monotonic()
     run_plan = plan(options)
     deadline = started + run_plan.budget_s
-    secret = secrets.token_urlsafe(32)
     runs: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
-        workdir = stack.enter_context(scratch_dir())
-        pg = stack.enter_context(scratch_postgres(workdir))
-        env = shiplog_env(pg, workdir)
-        print(f"scratch PostgreSQL on 127.0.0.1:{pg.port}; migrating", flush=True)
-        manage(env, "migrate", "--noinput")
-        shell_result(
-            {
-                **env,
-                "BENCH_REPOSITORY": REPOSITORY,
-                "BENCH_GITHUB_SECRET": secret,
-                "BENCH_CIRCLECI_SECRET": secrets.token_urlsafe(32),
-            },
-            REGISTER,
-        )
+        shiplog = stack.enter_context(scratch_shiplog(REPOSITORY))
+        workdir, pg, env, secret = shiplog.workdir, shiplog.pg, shiplog.env, shiplog.github_secret
         files, sizes = {}, {}
         for size in sorted({case.size for case in run_plan.cases}, reverse=True):
             delivery = github_delivery("workflow_job", workflow_job(size), secret, hook_id=HOOK_ID)
@@ -419,13 +412,17 @@ def run(options: Options, machine: dict[str, Any]) -> Report:
                                 pg=pg,
                                 env=env,
                                 workdir=workdir,
-                                roots={pg.pid, *(server.pid for server in servers.values())},
+                                roots={
+                                    "postgres": {pg.pid},
+                                    "gunicorn": {s.pid for s in servers.values()},
+                                },
                                 patience_s=min(30.0, max(left, 0.0)),
                             )
                         )
                         if _noise(attempts[-1]) < NOISY or deadline < time.monotonic():
                             break
-                        print(f"  neighbours took {_noise(attempts[-1]):.0%}: measuring again")
+                        if len(attempts) < ATTEMPTS:
+                            print(f"  neighbours took {_noise(attempts[-1]):.0%}: once more")
                     record = min(attempts, key=_noise)
                     record["round"] = round_number
                     record["attempts"] = len(attempts)
