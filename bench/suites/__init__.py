@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from bench.runner import Suite
-from bench.suites import ingest
+from bench.suites import ingest, parts
 
-SUITES: dict[str, Suite] = {suite.name: suite for suite in (ingest.SUITE,)}
+SUITES: dict[str, Suite] = {suite.name: suite for suite in (ingest.SUITE, parts.SUITE)}
