@@ -177,9 +177,7 @@ def steps(size: str, secret: str) -> dict[str, Callable[[], object]]:
         "stream.append(), new row, commit": append,
         "  of which: BEGIN, advisory lock, COMMIT": lock_only,
         "  of which: row_hash()": lambda: stream.row_hash(stream.GENESIS_HASH, fields),
-        "  of which: adapt columns (get_db_prep_save)": lambda: [
-            stream._prepare(column, fields[column]) for column in stream.COLUMNS
-        ],
+        "  of which: adapt columns": lambda: stream._insert_params(fields, postgres=True),
         "service: github_delivery_record()": service,
         "whole request: WSGI handler, middleware, hook": request,
     }

@@ -46,17 +46,19 @@ print("BENCH-RESULT " + json.dumps(
 
 @dataclass(frozen=True)
 class Case:
-    """One load shape: payload size, connections, and how gunicorn runs its 2 workers."""
+    """One load shape: payload size, connections, and how gunicorn runs its workers."""
 
     size: str
     connections: int
     worker_class: str = "sync"
     threads: int = 1
+    workers: int = 2
 
     @property
     def server(self) -> str:
         """Return the name of the gunicorn configuration this case needs."""
-        return self.worker_class if self.threads == 1 else f"{self.worker_class}x{self.threads}"
+        kind = self.worker_class if self.threads == 1 else f"{self.worker_class}x{self.threads}"
+        return kind if self.workers == 2 else f"{self.workers}{kind}"
 
     @property
     def label(self) -> str:
@@ -88,9 +90,9 @@ class Plan:
 
 
 def parse_case(text: str) -> Case:
-    """Return the case written as SIZE:CONNS[:WORKER[:THREADS]], e.g. "large:16:gthread:4"."""
+    """Return the case written as SIZE:CONNS[:WORKER[:THREADS[:WORKERS]]]: small:16:sync:1:4."""
     parts = text.split(":")
-    if not 2 <= len(parts) <= 4 or parts[0] not in SIZES or not parts[1].isdigit():
+    if not 2 <= len(parts) <= 5 or parts[0] not in SIZES or not parts[1].isdigit():
         raise ValueError(f"a case is SIZE:CONNS[:WORKER[:THREADS]] with SIZE in {list(SIZES)}")
     worker_class = parts[2] if len(parts) > 2 else "sync"
     if worker_class not in {"sync", "gthread"}:
@@ -98,7 +100,10 @@ def parse_case(text: str) -> Case:
     threads = int(parts[3]) if len(parts) > 3 else 1
     if not 1 <= int(parts[1]) <= 256 or not 1 <= threads <= 64:
         raise ValueError("CONNS must be 1..256 and THREADS 1..64")
-    return Case(parts[0], int(parts[1]), worker_class, threads)
+    workers = int(parts[4]) if len(parts) > 4 else 2
+    if not 1 <= workers <= 16:
+        raise ValueError("WORKERS must be 1..16")
+    return Case(parts[0], int(parts[1]), worker_class, threads, workers)
 
 
 def plan(options: Options) -> Plan:
@@ -274,7 +279,9 @@ def summarise(runs: list[dict[str, Any]], cases: list[Case]) -> list[dict[str, A
 
 
 def _case_of(run: dict[str, Any]) -> dict[str, Any]:
-    return {name: run[name] for name in ("size", "connections", "worker_class", "threads")}
+    return {
+        name: run[name] for name in ("size", "connections", "worker_class", "threads", "workers")
+    }
 
 
 def markdown(
@@ -298,7 +305,7 @@ def markdown(
         "",
         "`wrk` (2 threads) posts validly signed GitHub `workflow_job` deliveries to "
         "`/hooks/github/`, every request with its own `X-GitHub-Delivery`, to Shiplog under "
-        "gunicorn (2 workers, `config.settings.production`) on the scratch PostgreSQL. The "
+        "gunicorn (`config.settings.production`) on the scratch PostgreSQL. The "
         "ceiling is the same gunicorn, settings and middleware serving `bench/ceiling.py`, a "
         "view that only checks the HMAC and parses the JSON. Bodies: "
         + ", ".join(f"{name} {size:,} bytes" for name, size in sizes.items())
@@ -317,10 +324,11 @@ def markdown(
     ]
     for row in rows:
         shiplog, ceiling = row["shiplog"], row["ceiling"]
+        workers = row.get("workers", 2)
         gunicorn_text = (
-            "2 sync workers"
+            f"{workers} sync workers"
             if row["worker_class"] == "sync"
-            else f"2 {row['worker_class']} workers, {row['threads']} threads"
+            else f"{workers} {row['worker_class']} workers, {row['threads']} threads"
         )
         lines.append(
             f"| {row['size']} ({SIZES[row['size']]}) | {row['connections']} | {gunicorn_text} "
@@ -397,6 +405,7 @@ def run(options: Options, machine: dict[str, Any]) -> Report:
                                 probe_path=HOOK_PATH,
                                 worker_class=case.worker_class,
                                 threads=case.threads,
+                                workers=case.workers,
                             )
                         )
                     attempts = []
