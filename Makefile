@@ -1,6 +1,8 @@
 # Shiplog's front door: `make run`, `make test`, `make lint`, `make bench`.
 PYTHON ?= python3
 ADDR ?= 127.0.0.1:8000
+# How much faster than it happened to replay the demo on a fresh database (0: at once).
+DEMO_SPEED ?= 0
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -15,10 +17,11 @@ $(STAMP): requirements/lock.txt
 
 install: $(STAMP)
 
-## Run Shiplog on the embedded default: SQLite, a broker with no server, worker, beat, web.
+## Run Shiplog on the embedded default: SQLite, a broker with no server, worker, beat, web,
+## and the Pyodide 0.26.2 demo loaded through the webhook endpoints.
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py runlocal --addr $(ADDR)
+	$(PY) manage.py runlocal --addr $(ADDR) --demo-speed $(DEMO_SPEED)
 
 ## Run the test suite (SQLite unless DATABASE_URL says otherwise).
 test: install

@@ -1,9 +1,16 @@
-"""Smoke-test the embedded default: `make run`, one signed webhook stored, clean stop."""
+"""Smoke-test the embedded default: `make run`, one signed webhook stored, the demo, clean stop.
+
+`make run` loads the Pyodide 0.26.2 demo through the webhook endpoints and prints the demo
+maintainer's credentials; the dashboard shows the release. A second `make run` on the same
+database loads nothing twice.
+"""
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -43,11 +51,32 @@ def post(url: str, delivery) -> tuple[int, dict]:
         return error.code, json.load(error)
 
 
-def main() -> int:
-    port = free_port()
-    var = tempfile.mkdtemp(prefix="shiplog-smoke-")
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(SHIPLOG_VAR_DIR=var, SHIPLOG_GITHUB_WEBHOOK_SECRET=SECRET)
+def wait_for_line(log_path: Path, pattern: str, deadline: float) -> re.Match[str]:
+    while time.monotonic() < deadline:
+        found = re.search(pattern, log_path.read_text())
+        if found:
+            return found
+        time.sleep(0.5)
+    raise SystemExit(f"never saw {pattern!r} in the log:\n" + log_path.read_text()[-3000:])
+
+
+def dashboard_as(base: str, username: str, password: str) -> str:
+    """Log in through the login form, as a browser would, and return the dashboard's HTML."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    form = opener.open(base + "/login/", timeout=10).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+    assert token, form[:500]
+    data = urllib.parse.urlencode(
+        {"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)}
+    ).encode()
+    request = urllib.request.Request(base + "/login/", data=data, headers={"Referer": base})
+    with opener.open(request, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def start(var: str, port: int, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], object]:
     log = Path(var, "run.log").open("w")
     server = subprocess.Popen(
         ["make", "run", f"ADDR=127.0.0.1:{port}"],
@@ -57,6 +86,24 @@ def main() -> int:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    return server, log
+
+
+def stop(server: subprocess.Popen[bytes], log: object) -> None:
+    os.killpg(server.pid, signal.SIGINT)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+    log.close()  # type: ignore[attr-defined]
+
+
+def main() -> int:
+    port = free_port()
+    var = tempfile.mkdtemp(prefix="shiplog-smoke-")
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(SHIPLOG_VAR_DIR=var, SHIPLOG_GITHUB_WEBHOOK_SECRET=SECRET)
+    server, log = start(var, port, env)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -97,19 +144,42 @@ def main() -> int:
         ).stdout.strip()
         assert count == "1", count
         print(f"smoke: embedded default stored delivery at position {answer['position']}")
+
+        found = wait_for_line(
+            log_path,
+            r"Demo maintainer: username '(\w+)', password '([^']+)'",
+            time.monotonic() + 60,
+        )
+        username, password = found.groups()
+        wait_for_line(log_path, r"Demo loaded: 88 recorded", time.monotonic() + 120)
+        deadline = time.monotonic() + 60
+        page = ""
+        while time.monotonic() < deadline:
+            page = dashboard_as(base, username, password)
+            if ">0.26.2</a>" in page and "Deployed" in page:
+                break
+            time.sleep(1)
+        else:
+            raise SystemExit("the dashboard never showed the demo:\n" + page[-3000:])
+        print(f"smoke: the demo is loaded and the dashboard shows it to {username}")
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+        stop(server, log)
     text = Path(var, "run.log").read_text()
     assert "Shiplog is running at http://127.0.0.1:" in text, text[-2000:]
     assert "celery@" in text and "ready" in text, (
         "the Celery worker never became ready:\n" + text[-3000:]
     )
     print("smoke: worker and web server started and stopped cleanly")
+
+    # A second `make run` on the same database loads nothing twice.
+    server, log = start(var, port, env)
+    try:
+        wait_for_line(
+            Path(var, "run.log"), r"The demo is already in the stream", time.monotonic() + 120
+        )
+    finally:
+        stop(server, log)
+    print("smoke: a second make run found the demo loaded and posted nothing")
     return 0
 
 

@@ -6,6 +6,7 @@ Markdown is canonical; `render_html` derives the HTML. Sections a maintainer has
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -253,3 +254,11 @@ def render_html(markdown_text: str) -> str:
     """Render postmortem Markdown to sanitised HTML."""
     html = markdown_lib.markdown(markdown_text, extensions=["sane_lists"])
     return nh3.clean(html)
+
+
+_HEADING = re.compile(r"<(/?)h([1-6])\b")
+
+
+def demote_headings(html: str, levels: int = 1) -> str:
+    """Return HTML with each heading `levels` lower (h1 becomes h2), to sit under a page's h1."""
+    return _HEADING.sub(lambda m: f"<{m.group(1)}h{min(int(m.group(2)) + levels, 6)}", html)

@@ -11,8 +11,14 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from incidents import lessons as lessons_module
-from incidents.models import Incident, IncidentEvent
-from incidents.postmortem import PostmortemInput, timeline_lines
+from incidents.models import ActionItem, Incident, IncidentEvent, PostmortemRevision
+from incidents.postmortem import (
+    PostmortemInput,
+    TimelineLine,
+    demote_headings,
+    render_html,
+    timeline_lines,
+)
 from releases.models import Release, StreamEvent
 from releases.projector import policies_for
 from releases.selectors import release_detail
@@ -25,6 +31,7 @@ def incident_list(
     status: str | None = None,
     rule: str | None = None,
     release: str | None = None,
+    severity: str | None = None,
 ) -> QuerySet[Incident]:
     """Return incidents the caller may read, newest first, filtered as asked."""
     incidents = Incident.objects.order_by("-opened_at")
@@ -40,6 +47,8 @@ def incident_list(
         incidents = incidents.filter(details__findings__has_key=rule) | incidents.filter(rule=rule)
     if release:
         incidents = incidents.filter(release_name=release)
+    if severity:
+        incidents = incidents.filter(severity=severity)
     return incidents
 
 
@@ -191,3 +200,81 @@ def lessons_across(
         )
     summaries.sort(key=lambda s: (-s.count, s.key))
     return summaries
+
+
+# ----------------------------------------------------------------------------- pages
+
+
+def incident_get(*, incident_id: str, readable: frozenset[str] | None) -> Incident | None:
+    """Return the incident if the caller may read it."""
+    incident = Incident.objects.filter(pk=incident_id).first()
+    if incident is None or (readable is not None and incident.repository not in readable):
+        return None
+    return incident
+
+
+def incidents_for_release(*, repository: str, release_key: str) -> list[Incident]:
+    """Return the incidents opened for one release, newest first."""
+    return list(
+        Incident.objects.filter(repository=repository, release_key=release_key).order_by(
+            "-opened_at"
+        )
+    )
+
+
+@dataclass(frozen=True)
+class IncidentPage:
+    """An incident with everything its page shows."""
+
+    incident: Incident
+    timeline: list[TimelineLine]
+    action_items: list[ActionItem]
+    releases: list[Release]
+    missing_releases: list[str]
+    lessons: list[lessons_module.Lesson]
+    latest_postmortem: PostmortemRevision | None
+
+
+def incident_page(incident: Incident) -> IncidentPage:
+    """Return an incident with its timeline across both platforms, its items and releases."""
+    context = incident_context(incident)
+    incident_events = list(IncidentEvent.objects.filter(incident=incident))
+    keys = [incident.release_key, *incident.details.get("links", [])]
+    keys = [key for key in dict.fromkeys(keys) if key]
+    found = {
+        release.ref_key: release
+        for release in Release.objects.filter(repository=incident.repository, ref_key__in=keys)
+    }
+    return IncidentPage(
+        incident=incident,
+        timeline=timeline_lines(context.entries, incident_events),
+        action_items=list(incident.action_items.all()),
+        releases=[found[key] for key in keys if key in found],
+        missing_releases=[key for key in keys if key not in found],
+        lessons=context.lessons,
+        latest_postmortem=incident.postmortems.order_by("-revision").first(),
+    )
+
+
+@dataclass(frozen=True)
+class PostmortemPage:
+    """One revision of a postmortem, the others, and the maintainers' own text."""
+
+    incident: Incident
+    revision: PostmortemRevision | None
+    revisions: list[int]
+    html: str
+    narrative: dict[str, str]
+
+
+def postmortem_page(incident: Incident, *, revision: int | None = None) -> PostmortemPage:
+    """Return a postmortem revision (the latest by default) rendered to sanitised HTML."""
+    revisions = incident.postmortems.order_by("-revision")
+    chosen = revisions.filter(revision=revision).first() if revision else revisions.first()
+    return PostmortemPage(
+        incident=incident,
+        revision=chosen,
+        revisions=list(revisions.values_list("revision", flat=True)),
+        html=demote_headings(render_html(chosen.markdown)) if chosen is not None else "",
+        narrative=dict(incident.details.get("narrative", {})),
+    )

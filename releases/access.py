@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 
 from releases.authentication import BotUser
 
@@ -47,3 +53,15 @@ def access_for(user: Any) -> Access:
     if is_maintainer(user):
         return Access(readable=None, writable=None)
     return Access(readable=None, writable=frozenset())
+
+
+def maintainer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Let maintainers through; send anonymous people to log in and refuse everyone else."""
+
+    @wraps(view)
+    def check(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not is_maintainer(request.user):
+            raise PermissionDenied("only maintainers can change this")
+        return view(request, *args, **kwargs)
+
+    return login_required(check)

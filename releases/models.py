@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.urls import reverse
 
 
 class Source(models.TextChoices):
@@ -152,6 +153,12 @@ class Release(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository} {self.name}"
+
+    def get_absolute_url(self) -> str:
+        """Return the release's page: /releases/<owner>/<name>/<tag or branch:name@sha>/."""
+        owner, name = self.repository.split("/", 1)
+        ref = self.tag if self.ref_kind == self.RefKind.TAG else self.ref_key
+        return reverse("release", kwargs={"owner": owner, "name": name, "ref": ref})
 
     @property
     def flag_list(self) -> list[str]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
@@ -11,8 +12,18 @@ from django.db.models import Q, QuerySet
 
 from releases.encryption import UndecryptableSecret, decrypt
 from releases.ingest.circleci_api import EVENT_TYPE as API_EVENT_TYPE
+from releases.metrics import (
+    DoraFigures,
+    IncidentFacts,
+    ReleaseFacts,
+    dora,
+    month_start,
+    time_blocked,
+)
 from releases.models import (
+    BotToken,
     CICredential,
+    DeployPolicy,
     KnownTag,
     Release,
     ReleaseState,
@@ -74,6 +85,8 @@ def release_list(
     state: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    ref_kind: str | None = None,
+    name_contains: str | None = None,
 ) -> QuerySet[Release]:
     """Return releases, newest first, that the caller may read, filtered as asked.
 
@@ -90,6 +103,12 @@ def release_list(
         releases = releases.filter(started_at__gte=since)
     if until:
         releases = releases.filter(started_at__lt=until)
+    if ref_kind:
+        releases = releases.filter(ref_kind=ref_kind)
+    if name_contains:
+        releases = releases.filter(
+            Q(tag__contains=name_contains) | Q(branch__contains=name_contains)
+        )
     return releases
 
 
@@ -277,3 +296,242 @@ def circleci_workflows_to_enrich(*, since: datetime) -> list[tuple[int, str]]:
         for repository, run_id in sorted(workflows)
         if (repository, run_id) not in settled
     ]
+
+
+# ----------------------------------------------------------------------------- pages
+
+IN_FLIGHT = ("running", "blocked", "partially_deployed", "pending", "failed")
+
+
+def repository_names(*, readable: frozenset[str] | None) -> list[str]:
+    """Return the registered repositories the caller may read, by name."""
+    names = Repository.objects.order_by("full_name").values_list("full_name", flat=True)
+    if readable is not None:
+        names = names.filter(full_name__in=readable)
+    return list(names)
+
+
+def release_by_ref(*, repository: str, ref_key: str) -> Release | None:
+    """Return the release of `repository` with this key (tag:<name> or branch:<name>@<sha>)."""
+    return Release.objects.filter(repository=repository, ref_key=ref_key).first()
+
+
+def releases_in_flight(*, readable: frozenset[str] | None, limit: int = 12) -> list[Release]:
+    """Return releases not yet deployed everywhere, most recently active first."""
+    releases = Release.objects.filter(state__in=IN_FLIGHT).order_by("-started_at", "-pk")
+    if readable is not None:
+        releases = releases.filter(repository__in=readable)
+    return list(releases[:limit])
+
+
+def recent_deploys(*, readable: frozenset[str] | None, limit: int = 8) -> list[Release]:
+    """Return the releases whose deploy started most recently, shipped or not."""
+    releases = Release.objects.exclude(first_deploy_started_at=None).order_by(
+        "-first_deploy_started_at", "-pk"
+    )
+    if readable is not None:
+        releases = releases.filter(repository__in=readable)
+    return list(releases[:limit])
+
+
+@dataclass(frozen=True)
+class DeliveryFigures:
+    """The dashboard's figures: DORA's four keys and time blocked this calendar month."""
+
+    dora: DoraFigures
+    blocked_this_month: timedelta
+    blocked_releases_this_month: int
+    month: datetime
+
+
+def _release_facts(releases: QuerySet[Release]) -> list[ReleaseFacts]:
+    fields = (
+        "repository",
+        "ref_key",
+        "state",
+        "flags",
+        "started_at",
+        "tagged_at",
+        "deployed_at",
+        "blocked_at",
+        "unblocked_at",
+    )
+    return [
+        ReleaseFacts(
+            repository=row["repository"],
+            ref_key=row["ref_key"],
+            state=row["state"],
+            flags=tuple(flag for flag in row["flags"].split(",") if flag),
+            started_at=row["started_at"],
+            tagged_at=row["tagged_at"],
+            deployed_at=row["deployed_at"],
+            blocked_at=row["blocked_at"],
+            unblocked_at=row["unblocked_at"],
+        )
+        for row in releases.values(*fields)
+    ]
+
+
+def dora_figures(
+    *, readable: frozenset[str] | None, now: datetime, days: int = 30
+) -> DeliveryFigures:
+    """Return DORA's four keys over the last `days`, and the time blocked this month."""
+    from incidents.models import Incident  # incidents builds on releases, not the reverse
+
+    since = now - timedelta(days=days)
+    releases = Release.objects.all()
+    incidents = Incident.objects.all()
+    if readable is not None:
+        releases = releases.filter(repository__in=readable)
+        incidents = incidents.filter(repository__in=readable)
+    window = _release_facts(releases.filter(Q(started_at__gte=since) | Q(deployed_at__gte=since)))
+    incident_facts = [
+        IncidentFacts(
+            repository=row["repository"],
+            release_key=row["release_key"],
+            opened_at=row["opened_at"],
+            began_at=row["began_at"],
+            resolved_at=row["resolved_at"],
+        )
+        for row in incidents.filter(Q(opened_at__gte=since) | Q(resolved_at__gte=since)).values(
+            "repository", "release_key", "opened_at", "began_at", "resolved_at"
+        )
+    ]
+    month = month_start(now)
+    blocked = _release_facts(
+        releases.filter(blocked_at__lt=now).filter(
+            Q(unblocked_at__isnull=True) | Q(unblocked_at__gte=month)
+        )
+    )
+    return DeliveryFigures(
+        dora=dora(window, incident_facts, now=now, days=days),
+        blocked_this_month=time_blocked(blocked, start=month, end=now),
+        blocked_releases_this_month=len(blocked),
+        month=month,
+    )
+
+
+def stream_explorer(
+    *,
+    readable: frozenset[str] | None,
+    repository: str | None = None,
+    source: str | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> list[StreamEvent]:
+    """Return up to `limit` stream events, newest first, below position `before` if given."""
+    events = StreamEvent.objects.order_by("-position")
+    if readable is not None:
+        events = events.filter(repository__in=readable)
+    if repository:
+        events = events.filter(repository=repository)
+    if source:
+        events = events.filter(source=source)
+    if event_type:
+        events = events.filter(event_type=event_type)
+    if since:
+        events = events.filter(occurred_at__gte=since)
+    if until:
+        events = events.filter(occurred_at__lt=until)
+    if before:
+        events = events.filter(position__lt=before)
+    return list(events.defer("body", "headers", "prev_hash", "hash")[:limit])
+
+
+def stream_event_get(*, position: int, readable: frozenset[str] | None) -> StreamEvent | None:
+    """Return one stream event if the caller may read it."""
+    event = StreamEvent.objects.filter(position=position).first()
+    if event is None or (readable is not None and event.repository not in readable):
+        return None
+    return event
+
+
+def stream_latest_position() -> int:
+    """Return the newest position in the stream (0 when it is empty), without counting rows."""
+    latest = StreamEvent.objects.order_by("-position").values_list("position", flat=True)
+    return next(iter(latest[:1]), 0)
+
+
+@dataclass(frozen=True)
+class RepositorySettings:
+    """A repository's configuration as its settings page shows it; secrets never included."""
+
+    repository: Repository
+    secrets: list[WebhookSecret]
+    policy_document: str
+    policy_is_default: bool
+    policy: Policy | None
+    policy_error: str
+    probe_results: list[TimelineEntry]
+    credentials: list[CICredential]
+
+
+def repository_settings(*, full_name: str) -> RepositorySettings | None:
+    """Return what the settings page shows for one repository, or None if it is unknown."""
+    from releases import policy as policy_module
+
+    repository = Repository.objects.filter(full_name=full_name).first()
+    if repository is None:
+        return None
+    stored = DeployPolicy.objects.filter(repository=repository).first()
+    document = (
+        stored.document
+        if stored is not None
+        else policy_module.dumps(policy_module.DEFAULT_POLICY, repository=full_name)
+    )
+    parsed: Policy | None = None
+    error = ""
+    try:
+        parsed = policy_module.parse(document)
+    except policy_module.PolicyError as exc:
+        error = str(exc)
+    probes = TimelineEntry.objects.filter(repository=full_name, kind="probe").order_by("-position")[
+        :10
+    ]
+    return RepositorySettings(
+        repository=repository,
+        secrets=list(repository.secrets.order_by("platform", "-created_at")),
+        policy_document=document,
+        policy_is_default=stored is None,
+        policy=parsed,
+        policy_error=error,
+        probe_results=list(probes),
+        credentials=list(repository.ci_credentials.order_by("platform")),
+    )
+
+
+def bot_token_list() -> list[BotToken]:
+    """Return every bot token, newest first, with the repositories each may reach."""
+    return list(BotToken.objects.prefetch_related("repositories").order_by("-created_at"))
+
+
+def deliveries_recorded(*, delivery_keys: Iterable[str]) -> set[str]:
+    """Return which of these delivery keys the stream already holds."""
+    keys = list(delivery_keys)
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found.update(
+            StreamEvent.objects.filter(delivery_key__in=chunk).values_list(
+                "delivery_key", flat=True
+            )
+        )
+    return found
+
+
+def repositories_named(*, names: Iterable[str]) -> list[Repository]:
+    """Return the registered repositories with these names."""
+    return list(Repository.objects.filter(full_name__in=list(names)))
+
+
+def webhook_secret_get(*, repository: Repository, pk: int) -> WebhookSecret | None:
+    """Return one of a repository's webhook secrets (its record; the value stays encrypted)."""
+    return WebhookSecret.objects.filter(pk=pk, repository=repository).first()
+
+
+def bot_token_get(*, pk: int) -> BotToken | None:
+    """Return one bot token's record (its value was never stored)."""
+    return BotToken.objects.filter(pk=pk).first()

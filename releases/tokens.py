@@ -21,3 +21,8 @@ def token_hash(token: str) -> str:
 def display_prefix(token: str) -> str:
     """Return the part of a token safe to show again, to tell tokens apart."""
     return token[: len(PREFIX) + 4]
+
+
+def new_webhook_secret() -> str:
+    """Return a new random webhook signing secret, for a platform's webhook settings."""
+    return secrets.token_urlsafe(32)

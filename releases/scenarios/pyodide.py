@@ -373,6 +373,23 @@ BUILD_AND_DEPLOY = (
         "8:03",
     ),
 )
+# The project's real graph as a Shiplog policy: CircleCI's deploy-release requires every job
+# its `requires:` names; GitHub Actions' deploy-release workflow deploys the PyPI half.
+POLICY = """\
+repository = "pyodide/pyodide"
+
+[[deploy]]
+platform = "circleci"
+name = "deploy-release"
+on = "tag"
+requires = ["check-release-version", "test-core-firefox", "test-packages-firefox",
+            "build-pyodide-debug", "create-xbuild-env", "build-test-pyc-packages"]
+
+[[deploy]]
+platform = "github"
+name = "deploy-release"
+on = "tag"
+"""
 # packages/duckdb/test_duckdb.py::test_duckdb_with_pandas[firefox] timed out in this job.
 FAILED_JOB = "test-packages-firefox"
 FAILED_JOB_NUMBER = 108413
@@ -382,8 +399,15 @@ BLOCKED_JOB = "deploy-release"
 # ----------------------------------------------------------------------------- the story
 
 
-def release_0_26_2() -> list[Step]:
-    """Return the deliveries of 26 July 2024 in order: the tag, both CIs, the release."""
+def _shifted(steps: list[Step], shift: timedelta | None) -> list[Step]:
+    return [step.shifted(shift) for step in steps] if shift else steps
+
+
+def release_0_26_2(shift: timedelta | None = None) -> list[Step]:
+    """Return the deliveries of 26 July 2024 in order: the tag, both CIs, the release.
+
+    `shift` moves every moment of the story (the demo rebases it to end near now).
+    """
     story = Story()
 
     # 13:54 UTC: hoodmane pushes the lightweight tag 0.26.2 onto "Version 0.26.2".
@@ -475,11 +499,14 @@ def release_0_26_2() -> list[Step]:
         pushed_at=TAG_PUSHED_AT,
         why=f"release {TAG} published",
     )
-    return story.steps()
+    return _shifted(story.steps(), shift)
 
 
-def recovery() -> list[Step]:
-    """Return the deliveries of 29 July 2024 in order: the rerun that deployed 0.26.2."""
+def recovery(shift: timedelta | None = None) -> list[Step]:
+    """Return the deliveries of 29 July 2024 in order: the rerun that deployed 0.26.2.
+
+    `shift` moves every moment of the story, as for `release_0_26_2`.
+    """
     story = Story()
 
     # ~08:17 UTC: a rerun from failed of build-and-deploy, in the same pipeline 7578 under a
@@ -504,9 +531,15 @@ def recovery() -> list[Step]:
         pushed_at=LATEST_PUSH_ON_29TH,
         why="re-run after the deploy",
     )
-    return story.steps()
+    return _shifted(story.steps(), shift)
 
 
-def the_whole_story() -> list[Step]:
+def the_whole_story(shift: timedelta | None = None) -> list[Step]:
     """Return every delivery of the incident, from the tag to the recovery."""
-    return release_0_26_2() + recovery()
+    return release_0_26_2(shift) + recovery(shift)
+
+
+def shift_to_end_at(moment: datetime) -> timedelta:
+    """Return the shift that makes the story's last delivery happen at `moment`, to the minute."""
+    last = recovery()[-1].at
+    return (moment - last).total_seconds() // 60 * timedelta(minutes=1)

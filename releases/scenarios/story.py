@@ -7,9 +7,10 @@ telling the same story twice gives the same deliveries, byte for byte.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,6 +64,47 @@ class Step:
                 self.event_type, self.payload, secret, delivery_id=self.delivery_id, **options
             )
         return circleci_delivery(self.payload, secret)
+
+    def shifted(self, delta: timedelta) -> Step:
+        """Return the step moved in time by `delta`, every moment in its payload too.
+
+        Ids stay as they are, so a shifted replay is still the same deliveries to the stream.
+        """
+        return replace(self, at=self.at + delta, payload=shift_times(self.payload, delta))
+
+
+# A moment as GitHub and CircleCI write them: Z or an offset, with or without fractions.
+_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.(\d{1,6}))?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _shift_text(text: str, delta: timedelta) -> str:
+    match = _MOMENT.match(text)
+    if match is None:
+        return text
+    fraction, zone = match.groups()
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00")) + delta
+    shifted = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if fraction:
+        shifted += "." + f"{moment.microsecond:06d}"[: len(fraction)]
+    # Adding a timedelta keeps the offset, so the zone is written back as it was.
+    return shifted + zone
+
+
+def shift_times(value: Any, delta: timedelta, key: str = "") -> Any:
+    """Return a payload with every moment in it moved by `delta`, in the format it was written.
+
+    Moments are ISO 8601 strings, and Unix times under keys ending in `_at` (a push payload's
+    `repository.pushed_at`); nothing else changes.
+    """
+    if isinstance(value, dict):
+        return {name: shift_times(item, delta, name) for name, item in value.items()}
+    if isinstance(value, list):
+        return [shift_times(item, delta, key) for item in value]
+    if isinstance(value, str):
+        return _shift_text(value, delta)
+    if isinstance(value, int) and not isinstance(value, bool) and key.endswith("_at"):
+        return value + int(delta.total_seconds())
+    return value
 
 
 class Story:
