@@ -235,3 +235,28 @@ def test_the_ci_token_never_reaches_events_logs_or_task_arguments(blocked, caplo
     everything += [str(a.result) for a in RetryAttempt.objects.all()]
     assert all(TOKEN not in text for text in everything)
     assert any("circleci.rerun_from_failed" in str(a.api) for a in RetryAttempt.objects.all())
+
+
+@pytest.mark.parametrize(
+    "reply", [Reply(503, {"message": "unavailable"}), Reply(502, raw=b"<html>bad gateway</html>")]
+)
+def test_a_server_error_is_retried_with_backoff_then_goes_through(blocked, reply):
+    blocked.script("POST", RERUN_PATH, reply, Reply(202, {"workflow_id": RERUN_WORKFLOW.id}))
+    now = timezone.now()
+    retries_due(now=now)
+    attempt = RetryAttempt.objects.get()
+    assert (attempt.status, attempt.tries) == ("requested", 1)
+    assert attempt.not_before > now
+    retries_due(now=attempt.not_before + timedelta(seconds=1))
+    attempt.refresh_from_db()
+    assert attempt.status == "accepted"
+    assert len(blocked.calls("POST")) == 2
+
+
+def test_a_422_is_permanent_and_says_why(blocked):
+    blocked.script("POST", RERUN_PATH, Reply(422, {"message": "bad input"}))
+    retries_due()
+    retries_due()
+    [failed] = _retry_events("failed")
+    assert failed.data["extra"]["permanent"] is True
+    assert len(blocked.calls("POST")) == 1
