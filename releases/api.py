@@ -55,6 +55,13 @@ class Pages(PageNumberPagination):
 class ShiplogAPIView(APIView):
     permission_classes = [IsAuthenticated]
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """Refuse query parameters the database cannot hold before any query runs."""
+        for key, values in request.query_params.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                raise ValidationError({key.replace("\x00", ""): "must not contain NUL characters"})
+        super().initial(request, *args, **kwargs)
+
     def access(self) -> Access:
         """Return what the caller may read and write."""
         return access_for(self.request.user)
