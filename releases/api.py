@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django.http import Http404
@@ -79,7 +80,14 @@ def _datetime_param(request: Request, name: str) -> Any:
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    value = parse_datetime(raw)
+    try:
+        value = parse_datetime(raw)
+        if value is not None:
+            # A time without a zone is UTC. PostgreSQL refuses some offsets Python accepts
+            # (+23:13); UTC it always takes.
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        value = None
     if value is None:
         raise ValidationError({name: f"must be an ISO 8601 date-time, not {raw!r}"})
     return value

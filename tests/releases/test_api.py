@@ -280,3 +280,11 @@ def test_nul_characters_in_query_parameters_are_a_400_not_a_500(reader, query):
     assert response.status_code == 400
     assert reader.get(f"/api/v1/incidents/?{query}").status_code == 400
     assert reader.get(f"/api/v1/stream/?{query}").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "value", ["0058-12-09T03:11:10%2B23:13", "0001-01-01T00:00:00%2B01:00", "2024-07-26T13:54"]
+)
+def test_odd_but_valid_date_times_are_answered_not_a_500(reader, value):
+    response = reader.get(f"/api/v1/releases/?since={value}")
+    assert response.status_code in {200, 400}
