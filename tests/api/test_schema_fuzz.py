@@ -45,8 +45,11 @@ def token(db, _keep_the_test_connection):
 
 @pytest.mark.django_db
 @schema.parametrize()
+# Derandomised, so a CI run is repeatable; for a wider hunt by hand, turn derandomize off and
+# raise max_examples (random runs found the NUL and time-zone 500s fixed in releases/api.py).
 @settings(
     max_examples=25,
+    derandomize=True,
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
