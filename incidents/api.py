@@ -11,6 +11,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.schema import paginated
 from incidents import selectors, services
 from incidents.models import Incident, Status
 from incidents.postmortem import render_html
@@ -97,7 +98,7 @@ class IncidentListView(IncidentView):
             OpenApiParameter("rule", str),
             OpenApiParameter("release", str),
         ],
-        responses=IncidentSerializer(many=True),
+        responses=paginated("IncidentPage", IncidentSerializer(many=True)),
     )
     def get(self, request: Request) -> Response:
         """List incidents the caller may read, newest first."""

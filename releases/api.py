@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django.http import Http404
@@ -16,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.schema import paginated
 from releases import policy as policy_module
 from releases import selectors, services
 from releases.access import Access, access_for
@@ -37,9 +39,29 @@ class Pages(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def get_page_size(self, request: Request) -> int:
+        """Return the page size asked for; refuse one that is not a number from 1 to 200."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError as exc:
+            raise ValidationError({"page_size": f"must be a whole number, not {raw!r}"}) from exc
+        if not 1 <= size <= self.max_page_size:
+            raise ValidationError({"page_size": f"must be between 1 and {self.max_page_size}"})
+        return size
+
 
 class ShiplogAPIView(APIView):
     permission_classes = [IsAuthenticated]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """Refuse query parameters the database cannot hold before any query runs."""
+        for key, values in request.query_params.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                raise ValidationError({key.replace("\x00", ""): "must not contain NUL characters"})
+        super().initial(request, *args, **kwargs)
 
     def access(self) -> Access:
         """Return what the caller may read and write."""
@@ -56,9 +78,16 @@ class ShiplogAPIView(APIView):
 
 def _datetime_param(request: Request, name: str) -> Any:
     raw = request.query_params.get(name)
-    if not raw:
+    if raw is None:
         return None
-    value = parse_datetime(raw)
+    try:
+        value = parse_datetime(raw)
+        if value is not None:
+            # A time without a zone is UTC. PostgreSQL refuses some offsets Python accepts
+            # (+23:13); UTC it always takes.
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        value = None
     if value is None:
         raise ValidationError({name: f"must be an ISO 8601 date-time, not {raw!r}"})
     return value
@@ -74,7 +103,7 @@ class ReleaseListView(ShiplogAPIView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses=ReleaseSerializer(many=True),
+        responses=paginated("ReleasePage", ReleaseSerializer(many=True)),
     )
     def get(self, request: Request) -> Response:
         """List releases the caller may read, newest first."""
@@ -173,7 +202,7 @@ class StreamView(ShiplogAPIView):
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)

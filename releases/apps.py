@@ -11,6 +11,7 @@ class ReleasesConfig(AppConfig):
 
     def ready(self) -> None:
         """Validate the `[retry]` policy section; decide on reruns after each projection batch."""
+        import config.schema  # noqa: F401 - registers the bot token scheme with the schema
         from releases import policy, projector
         from releases.retry import retry_policy_from
         from releases.unblock import consider_after_batch

@@ -287,7 +287,59 @@ def decide(
             )
         else:
             decisions.append(replace(common, action="rerun", reason=f"{why}: rerun from failed"))
+    decisions.extend(_dispatches(view, policy, history, kill_switch))
     return decisions
+
+
+def _dispatches(
+    view: ReleaseView,
+    policy: RetryPolicy,
+    history: Mapping[str, Sequence[PastAttempt]],
+    kill_switch: bool,
+) -> list[Decision]:
+    """Return dispatches of a GitHub deploy workflow that never ran while another half shipped.
+
+    This is the coordinator pattern done by Shiplog: when the policy names the workflow to
+    dispatch (`retry.dispatch.workflow`), a release whose other platform deployed gets its
+    GitHub half started with `workflow_dispatch` at the release's tag.
+    """
+    workflow = str(policy.dispatch.get("workflow", ""))
+    if not workflow or not any(o.outcome == "success" for o in view.deploys):
+        return []
+    found = []
+    for outcome in view.deploys:
+        if outcome.deploy.platform != "github" or outcome.outcome != "not_run":
+            continue
+        base = Decision(
+            "skip",
+            "",
+            platform="github",
+            deploy=outcome.deploy.name,
+            api="github.dispatch",
+            target=workflow,
+            situation="coordinator",
+        )
+        past = list(history.get(f"github:{outcome.deploy.name}", ()))
+        if kill_switch:
+            found.append(replace(base, reason="the retry kill switch is on"))
+        elif not policy.enabled and not policy.dry_run:
+            found.append(replace(base, reason="automatic retry is off for this repository"))
+        elif past and past[-1].outcome in {"requested", "accepted"}:
+            continue
+        elif len(past) >= policy.max_attempts:
+            found.append(replace(base, reason=f"{len(past)} dispatches already, the maximum"))
+        else:
+            action = "dry_run" if policy.dry_run else "rerun"
+            found.append(
+                replace(
+                    base,
+                    action=action,
+                    attempt=len(past) + 1,
+                    reason=f"`{outcome.deploy.name}` never ran on GitHub Actions while the "
+                    f"other half shipped: dispatch `{workflow}` at the release's tag",
+                )
+            )
+    return found
 
 
 def _rerun_target(platform: str, failed: Entry | None, entries: Sequence[Entry]) -> Entry | None:

@@ -129,11 +129,11 @@ class CustomEventSerializer(serializers.Serializer[dict[str, Any]]):
         help_text="What happened, e.g. deploy.cdn_upload_finished (lower case, dots).",
     )
     kind = serializers.ChoiceField(["marker", "probe", "annotation", "deploy"], default="marker")
-    name = serializers.CharField(max_length=300)
-    tag = serializers.CharField(max_length=255, required=False, default="")
-    branch = serializers.CharField(max_length=255, required=False, default="")
+    name = serializers.CharField(max_length=300, min_length=1)
+    tag = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+    branch = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
     sha = serializers.RegexField(r"^[0-9a-f]{7,64}$", required=False, default="")
-    status = serializers.CharField(max_length=40, required=False, default="")
+    status = serializers.CharField(max_length=40, required=False, default="", allow_blank=True)
     conclusion = serializers.ChoiceField(
         ["", "success", "failure", "cancelled", "timed_out", "neutral", "skipped"],
         required=False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -127,14 +128,44 @@ def _claimed_circleci_repository(payload: Any) -> str | None:
     return repository_for_circleci_slug(str(normalised.extra.get("project_slug", ""))) or None
 
 
+# Reading and decrypting the secrets costs more than the rest of a delivery's checks, and
+# they change rarely, so each process keeps them briefly. A new secret is seen at once (a
+# mismatch reads them again); a retired one is refused within the TTL.
+SECRET_CACHE_SECONDS = 10.0
+_secret_cache: dict[tuple[str, str | None], tuple[float, list[tuple[str, str]]]] = {}
+
+
+def _candidates(platform: str, claimed: str | None, *, fresh: bool) -> list[tuple[str, str]]:
+    key = (platform, claimed)
+    now = time.monotonic()
+    cached = _secret_cache.get(key)
+    if not fresh and cached is not None and now - cached[0] < SECRET_CACHE_SECONDS:
+        return cached[1]
+    candidates = webhook_secret_candidates(platform=platform, repository=claimed)
+    if len(_secret_cache) > 10_000:
+        _secret_cache.clear()
+    _secret_cache[key] = (now, candidates)
+    return candidates
+
+
+def forget_cached_secrets() -> None:
+    """Drop the cached secrets (after a secret is retired, and between tests)."""
+    _secret_cache.clear()
+
+
 def _verify(platform: str, body: bytes, digest: str, claimed: str | None) -> str:
     """Return the repository whose secret signed `body`, or raise a 401 rejection."""
-    candidates = webhook_secret_candidates(platform=platform, repository=claimed)
-    if not candidates:
-        where = f"repository {claimed}" if claimed else "any repository"
-        raise DeliveryRejected(401, f"no {platform} webhook secret is configured for {where}")
-    matched = signatures.matching_secret(body, digest, candidates)
+    matched = None
+    for fresh in (False, True):
+        candidates = _candidates(platform, claimed, fresh=fresh)
+        if candidates:
+            matched = signatures.matching_secret(body, digest, candidates)
+        if matched is not None:
+            break
     if matched is None:
+        if not candidates:
+            where = f"repository {claimed}" if claimed else "any repository"
+            raise DeliveryRejected(401, f"no {platform} webhook secret is configured for {where}")
         raise DeliveryRejected(401, "signature does not match the body with any active secret")
     return claimed or matched
 
@@ -312,6 +343,7 @@ def webhook_secret_retire(*, secret: WebhookSecret) -> None:
     """Stop accepting deliveries signed with `secret` (the last step of a rotation)."""
     secret.active = False
     secret.save(update_fields=["active"])
+    forget_cached_secrets()
 
 
 def custom_event_record(

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from releases import stream
@@ -88,10 +89,11 @@ def retries_consider(release_ids: Iterable[int], *, now: datetime | None = None)
     """Decide what to do about each blocked deploy; return the idempotency keys requested."""
     now = now or timezone.now()
     requested: list[str] = []
-    for release in Release.objects.filter(pk__in=list(release_ids)).exclude(blocking=[]):
+    releases = Release.objects.filter(pk__in=list(release_ids)).filter(
+        Q(flags__contains=",blocked,") | Q(flags__contains=",partially_deployed,")
+    )
+    for release in releases:
         detail = release_detail(release)
-        if not detail.view.blocking_chain:
-            continue
         try:
             policy = retry_policy_from(detail.policy.extra)
         except RetryPolicyError:
@@ -310,7 +312,10 @@ def retries_due(*, now: datetime | None = None) -> list[str]:
                 },
             )
     recent = now - timedelta(days=7)
-    blocked = Release.objects.exclude(blocking=[]).filter(last_activity_at__gte=recent)
+    blocked = Release.objects.filter(
+        Q(flags__contains=",blocked,") | Q(flags__contains=",partially_deployed,"),
+        last_activity_at__gte=recent,
+    )
     retries_consider(blocked.values_list("pk", flat=True), now=now)
     done = []
     due = RetryAttempt.objects.filter(status=RetryAttempt.Status.REQUESTED, not_before__lte=now)

@@ -12,7 +12,7 @@ from django.test import Client
 from releases import immutability
 from releases.deliveries import Delivery, circleci_delivery, github_delivery
 from releases.models import Repository
-from releases.services import repository_create, webhook_secret_add
+from releases.services import forget_cached_secrets, repository_create, webhook_secret_add
 from tests.fakes.ci_servers import _circleci_server, _github_server, fake_circleci, fake_github
 
 # Fixtures for every test module.
@@ -43,6 +43,14 @@ def _flush_around_stream_triggers() -> Iterator[None]:
     operations.sql_flush = sql_flush  # type: ignore[method-assign]
     yield
     operations.sql_flush = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_secret_cache() -> Iterator[None]:
+    """Start every test without secrets cached by an earlier one."""
+    forget_cached_secrets()
+    yield
+    forget_cached_secrets()
 
 
 @pytest.fixture

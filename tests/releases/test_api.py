@@ -272,3 +272,19 @@ def test_a_read_only_token_cannot_see_or_set_credentials(reader):
     url = f"/api/v1/repositories/{f.REPO}/credentials/circleci"
     assert reader.put(url, {"token": "x" * 20}, format="json").status_code == 403
     assert reader.get(f"/api/v1/repositories/{f.REPO}/credentials/").status_code == 403
+
+
+@pytest.mark.parametrize("query", ["repository=a%00b", "state=blocked&since=2024%00", "%00=x"])
+def test_nul_characters_in_query_parameters_are_a_400_not_a_500(reader, query):
+    response = reader.get(f"/api/v1/releases/?{query}")
+    assert response.status_code == 400
+    assert reader.get(f"/api/v1/incidents/?{query}").status_code == 400
+    assert reader.get(f"/api/v1/stream/?{query}").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "value", ["0058-12-09T03:11:10%2B23:13", "0001-01-01T00:00:00%2B01:00", "2024-07-26T13:54"]
+)
+def test_odd_but_valid_date_times_are_answered_not_a_500(reader, value):
+    response = reader.get(f"/api/v1/releases/?since={value}")
+    assert response.status_code in {200, 400}

@@ -11,7 +11,12 @@ from django.db import connection
 from releases import stream
 from releases.deliveries import circleci_delivery, github_delivery
 from releases.models import Recognition, StreamEvent, WebhookSecret
-from releases.services import github_delivery_record, repository_create, webhook_secret_add
+from releases.services import (
+    github_delivery_record,
+    repository_create,
+    webhook_secret_add,
+    webhook_secret_retire,
+)
 from tests.conftest import CIRCLECI_SECRET, GITHUB_SECRET
 
 PING = {
@@ -116,7 +121,9 @@ def test_two_active_secrets_both_verify_during_a_rotation(post, repository):
     webhook_secret_add(repository=repository, platform="github", secret="the-new-secret")
     assert post(github_delivery("ping", PING, GITHUB_SECRET)).status_code == 202
     assert post(github_delivery("ping", PING, "the-new-secret")).status_code == 202
-    WebhookSecret.objects.filter(last_four=GITHUB_SECRET[-4:]).update(active=False)
+    webhook_secret_retire(
+        secret=WebhookSecret.objects.get(platform="github", last_four=GITHUB_SECRET[-4:])
+    )
     assert post(github_delivery("ping", PING, GITHUB_SECRET)).status_code == 401
 
 

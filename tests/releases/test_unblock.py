@@ -176,3 +176,87 @@ def test_the_kill_switch_stops_every_rerun(post, repository, fake_circleci, sett
     assert not RetryAttempt.objects.exists()
     assert fake_circleci.calls("POST") == []
     assert "kill switch" in _retry_events("considered")[0].data["extra"]["reason"]
+
+
+DISPATCH_ON = RETRY_ON + '\n[retry.dispatch]\nworkflow = "deploy_release.yml"\n'
+
+
+def test_a_github_half_that_never_ran_is_dispatched_at_the_tag(
+    post, repository, fake_circleci, fake_github
+):
+    """The coordinator pattern: CircleCI shipped, so Shiplog starts the GitHub half."""
+    fake_github.workflows["pyodide/pyodide"].add("deploy_release.yml")
+    policy_set(repository=repository, document=DISPATCH_ON, actor="test")
+    ci_credential_set(repository=repository, platform="github", token="ghp_" + "b" * 36)
+    without_github_deploy = [
+        step
+        for step in release_0_26_2()
+        if step.event_type != "release"
+        and "deploy-release" not in str(step.payload.get("workflow_run", {}).get("name", ""))
+        and "deploy-release"
+        not in str(step.payload.get("workflow_job", {}).get("workflow_name", ""))
+        and step.event_type not in {"deployment", "deployment_status"}
+    ]
+    _replay(post, without_github_deploy)
+    projector.catch_up()
+    _replay(post, recovery())
+    projector.catch_up()
+    retries_due()
+    [call] = fake_github.calls("POST")
+    assert call.path == "/repos/pyodide/pyodide/actions/workflows/deploy_release.yml/dispatches"
+    assert call.json["ref"] == f.TAG
+    attempt = RetryAttempt.objects.get(api="github.dispatch")
+    assert attempt.status == "accepted"
+    assert (
+        "never ran on GitHub Actions while the other half shipped"
+        in (_retry_events("requested")[-1].data["extra"]["reason"])
+    )
+
+
+def test_the_ci_token_never_reaches_events_logs_or_task_arguments(blocked, caplog, settings):
+    caplog.set_level("DEBUG")
+    sent: list[tuple[object, ...]] = []
+    settings.SHIPLOG_PROJECT_AFTER_COMMIT = True
+    from releases import tasks
+
+    original = tasks.execute_retry.apply_async
+    tasks.execute_retry.apply_async = lambda args=(), **kw: sent.append(args)  # type: ignore
+    try:
+        blocked.script(
+            "POST", RERUN_PATH, Reply(429, {"message": "slow"}, headers={"Retry-After": "1"})
+        )
+        retries_due()
+        retries_due(now=timezone.now() + timedelta(seconds=5))
+    finally:
+        tasks.execute_retry.apply_async = original  # type: ignore[method-assign]
+    everything = [caplog.text, repr(sent)]
+    for row in StreamEvent.objects.all():
+        everything += [bytes(row.body).decode("utf-8", "replace"), str(row.headers), str(row.data)]
+    everything += [str(a.result) for a in RetryAttempt.objects.all()]
+    assert all(TOKEN not in text for text in everything)
+    assert any("circleci.rerun_from_failed" in str(a.api) for a in RetryAttempt.objects.all())
+
+
+@pytest.mark.parametrize(
+    "reply", [Reply(503, {"message": "unavailable"}), Reply(502, raw=b"<html>bad gateway</html>")]
+)
+def test_a_server_error_is_retried_with_backoff_then_goes_through(blocked, reply):
+    blocked.script("POST", RERUN_PATH, reply, Reply(202, {"workflow_id": RERUN_WORKFLOW.id}))
+    now = timezone.now()
+    retries_due(now=now)
+    attempt = RetryAttempt.objects.get()
+    assert (attempt.status, attempt.tries) == ("requested", 1)
+    assert attempt.not_before > now
+    retries_due(now=attempt.not_before + timedelta(seconds=1))
+    attempt.refresh_from_db()
+    assert attempt.status == "accepted"
+    assert len(blocked.calls("POST")) == 2
+
+
+def test_a_422_is_permanent_and_says_why(blocked):
+    blocked.script("POST", RERUN_PATH, Reply(422, {"message": "bad input"}))
+    retries_due()
+    retries_due()
+    [failed] = _retry_events("failed")
+    assert failed.data["extra"]["permanent"] is True
+    assert len(blocked.calls("POST")) == 1
