@@ -176,8 +176,7 @@ def steps(size: str, secret: str) -> dict[str, Callable[[], object]]:
         "Normalised.as_data()": normalised.as_data,
         "stream.append(), new row, commit": append,
         "  of which: BEGIN, advisory lock, COMMIT": lock_only,
-        "  of which: row_hash()": lambda: stream.row_hash(stream.GENESIS_HASH, fields),
-        "  of which: adapt columns": lambda: stream._insert_params(fields, postgres=True),
+        "  of which: content_hash() (before the lock)": lambda: stream.content_hash(fields),
         "service: github_delivery_record()": service,
         "whole request: WSGI handler, middleware, hook": request,
     }

@@ -18,6 +18,8 @@ printed at the end.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import statistics
 import sys
@@ -505,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attempts", type=int, default=2000, help="job attempts in the release")
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the stream")
     parser.add_argument("--renders", type=int, default=50, help="timed renders per page")
+    parser.add_argument(
+        "--json", action="store_true", help="also print the figures as one BENCH-RESULT line"
+    )
     args = parser.parse_args(argv)
 
     with scratch_database(args.admin_url) as url:
@@ -564,6 +569,20 @@ def main(argv: list[str] | None = None) -> int:
             "a signed-in maintainer; server time only (no network, no browser).",
         ]
         print(table(rows, notes))
+        if args.json:
+            print(
+                "BENCH-RESULT "
+                + json.dumps(
+                    {
+                        "rows": [dataclasses.asdict(row) for row in rows],
+                        "seed_release_s": seeded_release,
+                        "seed_bulk_s": seeded_bulk,
+                        "events": stored,
+                        "attempts": attempts,
+                    }
+                ),
+                flush=True,
+            )
         missed = [row.page for row in rows if row.verdict == "MISSES"]
     return 1 if missed else 0
 

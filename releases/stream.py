@@ -1,12 +1,17 @@
 """The only writer of the stream: `append`. Also the chain check that proves nothing was edited.
 
-Appends are serialised: on PostgreSQL by a transaction-scoped advisory lock, on SQLite by its
-single writer (transactions start IMMEDIATE). Serialising costs little (one fsync per commit
-is the ceiling either way) and buys two properties the rest of Shiplog relies on:
+Appends are serialised: on PostgreSQL by a transaction-scoped advisory lock, taken inside the
+`shiplog_stream_append` function (`releases.append_sql`), on SQLite by its single writer
+(transactions start IMMEDIATE). Serialising costs little (one fsync per commit is the ceiling
+either way) and buys two properties the rest of Shiplog relies on:
 
 - each row's hash covers the hash of the row before it, so the stream is a hash chain;
 - positions are handed out in commit order, so a reader that has seen position N has seen
   every row below N, and "position > checkpoint" never skips a row that commits late.
+
+A row's hash is sha256 of "<previous hash>:<position>:<content hash>", the content hash being
+sha256 over the row's other fields. Only the first two depend on the rows before, so the
+content hash is computed before the lock is taken and the link inside it.
 """
 
 from __future__ import annotations
@@ -22,48 +27,40 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
+from releases import append_sql
+from releases.append_sql import APPEND_LOCK_KEY, GENESIS_HASH
 from releases.models import Recognition, Source, StreamEvent
 
-# An arbitrary constant: the advisory lock key that serialises appends on PostgreSQL.
-APPEND_LOCK_KEY = 0x5348_4950_4C4F_47  # "SHIPLOG"
+__all__ = ["APPEND_LOCK_KEY", "GENESIS_HASH", "Appended", "append", "verify_chain"]
+
 EVENT_ID_NAMESPACE = uuid.UUID("8a6f1c52-3f0e-4c43-9d0b-5d7f0f3f1e10")
-GENESIS_HASH = "0" * 64
 TABLE = StreamEvent._meta.db_table
 COLUMNS = [field.attname for field in StreamEvent._meta.concrete_fields]
-_JSON_COLUMNS = {"headers", "data"}
-_POSTGRES_CLAIM = (
-    "SELECT pg_advisory_xact_lock(%s); "
-    f"SELECT (SELECT position FROM {TABLE} WHERE event_id = %s), "
-    f"(SELECT hash FROM {TABLE} ORDER BY position DESC LIMIT 1), "
-    f"nextval(pg_get_serial_sequence('{TABLE}', 'position'))"
+# The fields the content hash covers, in order: all but the position and the chain itself.
+CONTENT_FIELDS = (
+    "event_id",
+    "source",
+    "event_type",
+    "repository",
+    "sha",
+    "branch",
+    "tag",
+    "occurred_at",
+    "recorded_at",
+    "delivery_key",
+    "headers",
+    "body",
+    "data",
+    "recognition",
 )
 _SQLITE_CLAIM = (
     f"SELECT (SELECT position FROM {TABLE} WHERE event_id = %s), "
     f"(SELECT hash FROM {TABLE} ORDER BY position DESC LIMIT 1), "
     f"(SELECT MAX(position) FROM {TABLE})"
 )
-_POSTGRES_INSERT = (
-    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES "
-    f"({', '.join('%s::jsonb' if c in _JSON_COLUMNS else '%s' for c in COLUMNS)})"
-)
 _SQLITE_INSERT = (
     f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
 )
-
-
-def _insert_params(fields: Mapping[str, Any], *, postgres: bool) -> list[Any]:
-    """Return the INSERT's parameters; JSON goes in as the same canonical text that is hashed."""
-    params: list[Any] = []
-    for column in COLUMNS:
-        value = fields[column]
-        if column in _JSON_COLUMNS:
-            value = canonical_json(value).decode()
-        elif isinstance(value, uuid.UUID):
-            value = value if postgres else value.hex
-        elif isinstance(value, datetime) and not postgres:
-            value = connection.ops.adapt_datetimefield_value(value)
-        params.append(value)
-    return params
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,38 +86,34 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def row_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
-    """Return the chain hash of one row, given the hash of the row before it."""
-    digest = hashlib.sha256(prev_hash.encode())
-    for name in (
-        "position",
-        "event_id",
-        "source",
-        "event_type",
-        "repository",
-        "sha",
-        "branch",
-        "tag",
-        "occurred_at",
-        "recorded_at",
-        "delivery_key",
-        "headers",
-        "body",
-        "data",
-        "recognition",
-    ):
-        value = fields[name]
-        if isinstance(value, datetime):
-            raw = _timestamp(value).encode()
-        elif isinstance(value, bytes | memoryview):
-            raw = bytes(value)
-        elif isinstance(value, dict | list):
-            raw = canonical_json(value)
-        else:
-            raw = str(value).encode()
+def _hash_input(value: Any) -> bytes:
+    if isinstance(value, datetime):
+        return _timestamp(value).encode()
+    if isinstance(value, bytes | memoryview):
+        return bytes(value)
+    if isinstance(value, dict | list):
+        return canonical_json(value)
+    return str(value).encode()
+
+
+def content_hash(fields: Mapping[str, Any]) -> str:
+    """Return the hash of a row's contents: every field but its position and chain link."""
+    digest = hashlib.sha256()
+    for name in CONTENT_FIELDS:
+        raw = _hash_input(fields[name])
         digest.update(len(raw).to_bytes(8, "big"))
         digest.update(raw)
     return digest.hexdigest()
+
+
+def chain_hash(prev_hash: str, position: int, content: str) -> str:
+    """Return a row's chain hash from the hash before it, its position and its content hash."""
+    return hashlib.sha256(f"{prev_hash}:{position}:{content}".encode()).hexdigest()
+
+
+def row_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
+    """Return the chain hash of one row (with its position), given the hash of the row before."""
+    return chain_hash(prev_hash, fields["position"], content_hash(fields))
 
 
 def append(
@@ -161,31 +154,73 @@ def append(
         "data": dict(data or {}),
         "recognition": str(recognition),
     }
-    postgres = connection.vendor == "postgresql"
+    headers_json = canonical_json(fields["headers"])
+    data_json = canonical_json(fields["data"])
+    # The JSON is serialised once, for the hash and for the INSERT alike.
+    content = content_hash({**fields, "headers": headers_json, "data": data_json})
+    if connection.vendor == "postgresql":
+        appended = _append_postgres(fields, content, headers_json, data_json)
+    else:
+        appended = _append_sqlite(fields, content, headers_json, data_json)
+    if appended.created:
+        transaction.on_commit(_request_projection)
+    return appended
+
+
+def _append_postgres(
+    fields: dict[str, Any], content: str, headers_json: bytes, data_json: bytes
+) -> Appended:
+    # Outside a transaction this is one autocommit statement: the lock is held only while the
+    # function runs and the commit is flushed. Inside the caller's, it joins it (and the lock
+    # is held until the caller commits, as the caller's writes must commit with the fact).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            append_sql.CALL,
+            [
+                fields["event_id"],
+                fields["source"],
+                fields["event_type"],
+                fields["repository"],
+                fields["sha"],
+                fields["branch"],
+                fields["tag"],
+                fields["occurred_at"],
+                fields["recorded_at"],
+                fields["delivery_key"],
+                headers_json.decode(),
+                fields["body"],
+                data_json.decode(),
+                fields["recognition"],
+                content,
+            ],
+        )
+        position, created = cursor.fetchone()
+    return Appended(position=position, event_id=fields["event_id"], created=created)
+
+
+def _append_sqlite(
+    fields: dict[str, Any], content: str, headers_json: bytes, data_json: bytes
+) -> Appended:
     with transaction.atomic(), connection.cursor() as cursor:
-        if postgres:
-            # One round trip: the lock, then (in a new statement, so with a snapshot taken
-            # after the lock) the duplicate check, the chain head and the next position.
-            # A concurrent append of the same key has either committed by then, and is seen,
-            # or not started; the unique index on event_id is only a second guard.
-            cursor.execute(_POSTGRES_CLAIM, [APPEND_LOCK_KEY, event_id])
-            cursor.nextset()
-            existing, head_hash, position = cursor.fetchone()
-        else:
-            cursor.execute(_SQLITE_CLAIM, [event_id.hex])
-            existing, head_hash, last = cursor.fetchone()
-            position = (last or 0) + 1
+        event_id = fields["event_id"]
+        cursor.execute(_SQLITE_CLAIM, [event_id.hex])
+        existing, head_hash, last = cursor.fetchone()
         if existing is not None:
             return Appended(position=existing, event_id=event_id, created=False)
+        position = (last or 0) + 1
         prev_hash = head_hash or GENESIS_HASH
-        fields["position"] = position
-        fields["prev_hash"] = prev_hash
-        fields["hash"] = row_hash(prev_hash, fields)
-        cursor.execute(
-            _POSTGRES_INSERT if postgres else _SQLITE_INSERT,
-            _insert_params(fields, postgres=postgres),
-        )
-        transaction.on_commit(_request_projection)
+        row = {
+            **fields,
+            "event_id": event_id.hex,
+            "occurred_at": connection.ops.adapt_datetimefield_value(fields["occurred_at"]),
+            "recorded_at": connection.ops.adapt_datetimefield_value(fields["recorded_at"]),
+            "headers": headers_json.decode(),
+            "data": data_json.decode(),
+            "position": position,
+            "prev_hash": prev_hash,
+            "hash": chain_hash(prev_hash, position, content),
+        }
+        cursor.execute(_SQLITE_INSERT, [row[column] for column in COLUMNS])
     return Appended(position=position, event_id=event_id, created=True)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+from datetime import UTC
 
 import pytest
 from django.db import DatabaseError, connection, transaction
@@ -106,3 +109,62 @@ def test_an_intact_stream_verifies_and_each_row_links_to_the_one_before():
 def test_event_ids_are_derived_from_delivery_keys():
     appended = _append("api:deterministic")
     assert appended.event_id == stream.event_id_for("api:deterministic")
+
+
+@pytest.mark.django_db
+def test_each_hash_is_the_documented_formula_an_auditor_can_recompute():
+    # Recomputed here with hashlib alone, so a change to the chain's format fails this test.
+    _append("api:first")
+    _append("api:second", headers={"X-Request": "b"}, data={"z": 1, "a": [1, 2]})
+    prev = stream.GENESIS_HASH
+    for row in StreamEvent.objects.order_by("position"):
+        content = hashlib.sha256()
+        for value in (
+            str(row.event_id),
+            row.source,
+            row.event_type,
+            row.repository,
+            row.sha,
+            row.branch,
+            row.tag,
+            row.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
+            row.recorded_at.astimezone(UTC).isoformat(timespec="microseconds"),
+            row.delivery_key,
+            json.dumps(row.headers, sort_keys=True, separators=(",", ":")),
+            bytes(row.body),
+            json.dumps(row.data, sort_keys=True, separators=(",", ":")),
+            row.recognition,
+        ):
+            raw = value if isinstance(value, bytes) else value.encode()
+            content.update(len(raw).to_bytes(8, "big") + raw)
+        link = f"{prev}:{row.position}:{content.hexdigest()}"
+        assert row.hash == hashlib.sha256(link.encode()).hexdigest()
+        prev = row.hash
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fact_appended_in_a_transaction_that_rolls_back_is_not_stored():
+    def abandon() -> None:
+        with transaction.atomic():
+            _append("api:abandoned")
+            raise RuntimeError("the caller gave up")
+
+    with pytest.raises(RuntimeError):
+        abandon()
+    kept = _append("api:kept")
+    assert kept.created
+    assert list(StreamEvent.objects.values_list("delivery_key", flat=True)) == ["api:kept"]
+    assert list(stream.verify_chain()) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_append_outside_a_transaction_is_committed_at_once():
+    _append("api:alone")
+    # Seen from another connection, so it was committed, not merely written.
+    other = connection.copy()
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT delivery_key FROM shiplog_stream")
+            assert cursor.fetchall() == [("api:alone",)]
+    finally:
+        other.close()
