@@ -198,6 +198,8 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
+            # Its incr() rewrites an entry with the default timeout: keep that the window.
+            "TIMEOUT": SHIPLOG_LOGIN_WINDOW_SECONDS,
         }
     }
 
