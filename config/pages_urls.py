@@ -14,11 +14,7 @@ urlpatterns = [
     path("", releases.dashboard, name="dashboard"),
     # Browsers ask for it on pages that name no icon (the admin's); a 404 there is noise.
     path("favicon.ico", RedirectView.as_view(url=static("shiplog/favicon.svg"), permanent=True)),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", releases.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("releases/", releases.release_list, name="releases"),
     # A tag never contains ':' (git refuses it), so "branch:<name>@<sha>" names a branch deploy.

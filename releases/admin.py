@@ -21,6 +21,10 @@ from releases.models import (
     StreamEvent,
     WebhookSecret,
 )
+from releases.throttling import LimitedAdminLoginForm
+
+# The admin's login counts and limits failures as the pages' login does.
+admin.site.login_form = LimitedAdminLoginForm
 
 
 @admin.register(StreamEvent)

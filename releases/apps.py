@@ -10,8 +10,9 @@ class ReleasesConfig(AppConfig):
     verbose_name = "Releases and the event stream"
 
     def ready(self) -> None:
-        """Validate the `[retry]` policy section; decide on reruns after each projection batch."""
+        """Validate `[retry]` policies, consider reruns after each batch, count failed logins."""
         import config.schema  # noqa: F401 - registers the bot token scheme with the schema
+        import releases.throttling  # noqa: F401 - counts failed logins from Django's signals
         from releases import policy, projector
         from releases.retry import retry_policy_from
         from releases.unblock import consider_after_batch

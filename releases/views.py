@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -40,6 +41,7 @@ from releases.forms import (
 from releases.projections import Entry
 from releases.selectors import ReleaseDetail
 from releases.serializers import gate_data
+from releases.throttling import LimitedLoginForm
 
 # What to select on each platform, for the settings page (the README says the same).
 GITHUB_EVENTS = (
@@ -74,6 +76,24 @@ def _no_store(response: HttpResponse) -> HttpResponse:
     """Keep a page that shows a secret out of every cache."""
     response["Cache-Control"] = "no-store"
     return response
+
+
+# ----------------------------------------------------------------------------- login
+
+
+class LoginView(auth_views.LoginView):
+    """Log a person in; too many failures for a username or address are refused with a 429."""
+
+    authentication_form = LimitedLoginForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        """Show the form's errors, with 429 Too Many Requests when the limit refused it."""
+        response = super().form_invalid(form)
+        if form.throttled:
+            response.status_code = 429
+            response["Retry-After"] = str(settings.SHIPLOG_LOGIN_WINDOW_SECONDS)
+        return response
 
 
 # ----------------------------------------------------------------------------- dashboard

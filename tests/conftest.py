@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
@@ -51,6 +52,14 @@ def _fresh_secret_cache() -> Iterator[None]:
     forget_cached_secrets()
     yield
     forget_cached_secrets()
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """Start every test without failed logins counted by an earlier one."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -119,6 +119,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Failed logins allowed per username and client address, and per address whatever the
+# username (password spraying), within the window; beyond them the login forms refuse.
+SHIPLOG_LOGIN_FAILURES_PER_USER = int(os.environ.get("SHIPLOG_LOGIN_FAILURES_PER_USER", "5"))
+SHIPLOG_LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("SHIPLOG_LOGIN_FAILURES_PER_ADDRESS", "30"))
+SHIPLOG_LOGIN_WINDOW_SECONDS = int(os.environ.get("SHIPLOG_LOGIN_WINDOW_SECONDS", "900"))
+# How many proxies in front of Shiplog append to X-Forwarded-For; the client's address is read
+# that many entries from the right. 0: REMOTE_ADDR is the client.
+SHIPLOG_TRUSTED_PROXIES = int(os.environ.get("SHIPLOG_TRUSTED_PROXIES", "0"))
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -175,6 +183,26 @@ else:
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
     }
+# The cache holds short-lived counts (failed logins) that every web process must share: Redis
+# in production; without it, files in var/ (shared by the processes of one machine).
+if REDIS_URL:
+    CACHES: dict[str, dict[str, Any]] = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "shiplog",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            # Its incr() rewrites an entry with the default timeout: keep that the window.
+            "TIMEOUT": SHIPLOG_LOGIN_WINDOW_SECONDS,
+        }
+    }
+
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -9,6 +9,8 @@ SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
 # Tests project explicitly; the ones that run a real worker turn this back on.
 SHIPLOG_PROJECT_AFTER_COMMIT = env_bool("SHIPLOG_PROJECT_AFTER_COMMIT", False)
+# Each test starts with an empty cache of its own (see tests/conftest.py), never a shared Redis.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
