@@ -19,6 +19,7 @@ import http.client
 import json
 import random
 import secrets
+import shutil
 import statistics
 import threading
 import time
@@ -42,11 +43,12 @@ from bench.chaos.procs import (
     postgres_start,
     scratch_redis,
 )
-from bench.runner import Options, Report, Suite
+from bench.runner import RESULTS_DIR, Options, Report, Suite
 from bench.scratch import LOOPBACK, Postgres, scratch_dir, scratch_postgres
 from bench.server import REPO, Server, gunicorn, manage, shell_result, shiplog_env
 
 RELIABILITY = REPO / "docs" / "reliability.md"
+LOGS = RESULTS_DIR / "chaos-logs"
 FAULTS = ("postgres", "worker", "redis")
 
 
@@ -438,6 +440,17 @@ def _reruns(
     }
 
 
+def _keep_logs(workdir: Path, pg: Postgres) -> None:
+    """Copy the run's logs out of the scratch dir (which goes) to bench/results/chaos-logs/."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    for old in LOGS.glob("*.log"):
+        old.unlink()
+    for log in [*workdir.glob("*.log"), pg.data_dir.parent / "server.log"]:
+        with contextlib.suppress(OSError):
+            name = "postgres.log" if log.name == "server.log" else log.name
+            shutil.copyfile(log, LOGS / name)
+
+
 def run(options: Options, machine: dict[str, Any]) -> Report:
     """Run the soak and check what must hold afterwards."""
     plan = QUICK if options.quick else FULL
@@ -525,6 +538,7 @@ def run(options: Options, machine: dict[str, Any]) -> Report:
             p.log.read_text(errors="replace").count(" ERROR/") for p in celery if p.log.exists()
         )
         unexpected_exits = {p.name: p.unexpected_exits for p in celery if p.unexpected_exits}
+        _keep_logs(workdir, pg)
 
     tally = senders.tally
     differences = _compare(incremental, rebuilt)
