@@ -42,6 +42,6 @@ bench: install
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
-## The soak with faults (issue #8): ~25 min; `make chaos CHAOS_ARGS=--quick` takes ~5.
+## The soak with faults (issue #8): ~20 min; `make chaos CHAOS_ARGS=--quick` takes ~3.
 chaos: install
 	$(PY) -m bench chaos $(CHAOS_ARGS)

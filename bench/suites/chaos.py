@@ -619,6 +619,12 @@ def _yes(ok: bool) -> str:
     return "yes" if ok else "**NO**"
 
 
+def _exits(exits: dict[str, list[int]]) -> str:
+    if not exits:
+        return "none"
+    return ", ".join(f"{name}: exit {', '.join(map(str, codes))}" for name, codes in exits.items())
+
+
 def _markdown(data: dict[str, Any], machine: dict[str, Any]) -> str:
     outages = data["outages"]
     statuses = ", ".join(
@@ -655,6 +661,8 @@ def _markdown(data: dict[str, Any], machine: dict[str, Any]) -> str:
         f"{outages['postgres']['total_s']} s in all (longest {outages['postgres']['max_s']} s) |",
         f"| Celery worker SIGKILLs mid-task | {outages['worker']['count']} |",
         f"| Redis stopped | {outages['redis']['count']}, {outages['redis']['total_s']} s in all |",
+        f"| Celery processes that exited by themselves (restarted) | "
+        f"{_exits(data['unexpected_exits'])} |",
         f"| catch-up after the load | {data['drain']['seconds']} s |",
         f"| stream rows / Shiplog's own events | {data['stream']['stream_rows']:,} / "
         f"{sum(data['stream']['shiplog_events'].values()):,} |",
