@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         path = write_results(name, {"suite": name, "machine": machine, **report.data})
         print(f"raw figures: {path}")
         if write_docs:
-            write_section("machine", machine_markdown(machine))
+            # The machine section describes the default suites' figures; an opt-in suite
+            # states its own machine and leaves that section alone.
+            if name in SUITES:
+                write_section("machine", machine_markdown(machine))
             write_section(name, report.markdown)
         print(report.markdown)
     if write_docs:
