@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-postgres lint format bench install clean
+.PHONY: run test test-postgres lint format bench chaos install clean
 
 $(STAMP): requirements/lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,3 +41,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+## The soak with faults (issue #8): ~20 min; `make chaos CHAOS_ARGS=--quick` takes ~3.
+chaos: install
+	$(PY) -m bench chaos $(CHAOS_ARGS)

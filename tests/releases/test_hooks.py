@@ -6,7 +6,7 @@ import threading
 
 import orjson
 import pytest
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from releases import stream
 from releases.deliveries import circleci_delivery, github_delivery
@@ -237,6 +237,27 @@ def test_a_circleci_delivery_is_recorded_and_its_redelivery_is_a_duplicate(post,
     assert row.delivery_key == f"circleci:{CIRCLECI_PING['id']}"
     assert row.repository == "pyodide/pyodide"  # the secret that verified it says whose it is
     assert "circleci-signature" not in row.headers
+
+
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError])
+def test_while_the_database_is_down_both_hooks_answer_503_with_retry_after(
+    post, github, circleci, monkeypatch, error
+):
+    """The sender keeps the delivery and retries; the retry is recorded (`make chaos` too)."""
+    deliveries = [github("ping", PING), circleci(CIRCLECI_PING)]
+
+    def unavailable(**kwargs):
+        raise error("connection to server at 127.0.0.1 failed: Connection refused")
+
+    monkeypatch.setattr(stream, "append", unavailable)
+    for delivery in deliveries:
+        response = post(delivery)
+        assert response.status_code == 503
+        assert response["Retry-After"].isdigit()
+        assert response.json()["status"] == "rejected"
+    monkeypatch.undo()
+    assert [post(delivery).status_code for delivery in deliveries] == [202, 202]
+    assert StreamEvent.objects.count() == 2
 
 
 def test_a_circleci_delivery_with_a_wrong_signature_gets_401(post, circleci):
