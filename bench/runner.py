@@ -177,6 +177,11 @@ def machine_markdown(machine: dict[str, Any]) -> str:
             f"| Python | {machine['python']} |",
             f"| packages | {packages} |",
             f"| load generator | {machine['wrk']} |",
+            *(f"| Redis | {machine['redis']} |" for _ in [1] if "redis" in machine),
+            *(
+                f"| compared against | {name} {version} (benchmark only) |"
+                for name, version in machine.get("compared_against", {}).items()
+            ),
             f"| measured | {machine['measured_at']} |",
         ]
     )

@@ -25,6 +25,7 @@ import psycopg
 
 LOOPBACK = "127.0.0.1"
 PG_BIN = Path(os.environ.get("BENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
+REDIS_SERVER = os.environ.get("BENCH_REDIS_SERVER", "/usr/bin/redis-server")
 # Durability as in production: the figures must include the WAL flush of every commit.
 PG_SETTINGS = {
     "listen_addresses": f"'{LOOPBACK}'",
@@ -209,3 +210,68 @@ def scratch_postgres(workdir: Path, *, database: str = "shiplog") -> Iterator[Po
         yield pg
     finally:
         _stop_postgres(data_dir)
+
+
+@dataclass(frozen=True)
+class Redis:
+    """A running scratch Redis: no persistence, loopback only."""
+
+    port: int
+    pid: int
+
+    @property
+    def url(self) -> str:
+        """Return the REDIS_URL of its database 0."""
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def scratch_redis(workdir: Path) -> Iterator[Redis]:
+    """Yield a fresh Redis on a random loopback port, nothing saved to disk; stop it afterwards."""
+    root = workdir / "redis"
+    root.mkdir()
+    port = free_port()
+    command = [
+        REDIS_SERVER,
+        "--bind", LOOPBACK,
+        "--port", str(port),
+        "--save", "",
+        "--appendonly", "no",
+        "--protected-mode", "yes",
+        "--dir", str(root),
+        "--logfile", str(root / "redis.log"),
+    ]  # fmt: skip
+    # A session of its own, so that it is ended by its id and nothing else.
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(
+            lambda: process.poll() is not None or _redis_answers(port),
+            what="redis-server",
+            timeout=30,
+        )
+        if process.poll() is not None:
+            log = (root / "redis.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"redis-server exited:\n{log}")
+        yield Redis(port=port, pid=process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

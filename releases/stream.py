@@ -1,5 +1,9 @@
 """The only writer of the stream: `append`. Also the chain check that proves nothing was edited.
 
+`append_many` is the bulk path (importing history): many facts in one transaction under the
+same lock, written with one COPY on PostgreSQL, each linked to the one before exactly as
+`append` links them.
+
 Appends are serialised: on PostgreSQL by a transaction-scoped advisory lock, taken inside the
 `shiplog_stream_append` function (`releases.append_sql`), on SQLite by its single writer
 (transactions start IMMEDIATE). Serialising costs little (one fsync per commit is the ceiling
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +35,15 @@ from releases import append_sql
 from releases.append_sql import APPEND_LOCK_KEY, GENESIS_HASH
 from releases.models import Recognition, Source, StreamEvent
 
-__all__ = ["APPEND_LOCK_KEY", "GENESIS_HASH", "Appended", "append", "verify_chain"]
+__all__ = [
+    "APPEND_LOCK_KEY",
+    "GENESIS_HASH",
+    "Appended",
+    "Fact",
+    "append",
+    "append_many",
+    "verify_chain",
+]
 
 EVENT_ID_NAMESPACE = uuid.UUID("8a6f1c52-3f0e-4c43-9d0b-5d7f0f3f1e10")
 TABLE = StreamEvent._meta.db_table
@@ -222,6 +234,166 @@ def _append_sqlite(
         }
         cursor.execute(_SQLITE_INSERT, [row[column] for column in COLUMNS])
     return Appended(position=position, event_id=event_id, created=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One fact for `append_many`: the arguments `append` takes."""
+
+    source: Source | str
+    event_type: str
+    delivery_key: str
+    repository: str = ""
+    body: bytes = b""
+    headers: Mapping[str, str] | None = None
+    data: Mapping[str, Any] | None = None
+    recognition: Recognition | str = Recognition.RECOGNISED
+    occurred_at: datetime | None = None
+    sha: str = ""
+    branch: str = ""
+    tag: str = ""
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A fact with everything that does not depend on the chain head computed."""
+
+    fields: dict[str, Any]
+    headers_json: str
+    data_json: str
+    content: str
+
+
+def _prepare(fact: Fact, recorded_at: datetime) -> _Prepared:
+    fields: dict[str, Any] = {
+        "event_id": event_id_for(fact.delivery_key),
+        "source": str(fact.source),
+        "event_type": fact.event_type,
+        "repository": fact.repository,
+        "sha": fact.sha,
+        "branch": fact.branch,
+        "tag": fact.tag,
+        "occurred_at": fact.occurred_at or recorded_at,
+        "recorded_at": recorded_at,
+        "delivery_key": fact.delivery_key,
+        "headers": dict(fact.headers or {}),
+        "body": bytes(fact.body),
+        "data": dict(fact.data or {}),
+        "recognition": str(fact.recognition),
+    }
+    headers_json = canonical_json(fields["headers"])
+    data_json = canonical_json(fields["data"])
+    content = content_hash({**fields, "headers": headers_json, "data": data_json})
+    return _Prepared(fields, headers_json.decode(), data_json.decode(), content)
+
+
+def append_many(facts: Iterable[Fact]) -> list[Appended]:
+    """Append facts in order, in one transaction, skipping delivery keys already stored.
+
+    Return one `Appended` per fact, in the order given: a key already in the stream, or
+    earlier in `facts`, gets the position of the row that holds it and `created=False`.
+    The new rows take contiguous positions and are chained exactly as `append` chains them.
+    Joins the caller's transaction like `append`; either every new fact is stored or none.
+    """
+    recorded_at = timezone.now()
+    prepared = [_prepare(fact, recorded_at) for fact in facts]
+    first_of: dict[uuid.UUID, _Prepared] = {}
+    for item in prepared:
+        first_of.setdefault(item.fields["event_id"], item)
+    positions: dict[uuid.UUID, int] = {}
+    created: set[uuid.UUID] = set()
+    if first_of:
+        with transaction.atomic(), connection.cursor() as cursor:
+            postgres = connection.vendor == "postgresql"
+            if postgres:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
+            # Read after the lock is granted, so that no append can slip in between.
+            positions.update(_stored_positions(cursor, list(first_of), postgres=postgres))
+            new = [item for key, item in first_of.items() if key not in positions]
+            if new:
+                cursor.execute(f"SELECT hash FROM {TABLE} ORDER BY position DESC LIMIT 1")
+                head = cursor.fetchone()
+                prev_hash = head[0] if head else GENESIS_HASH
+                claimed = _claim_positions(cursor, len(new), postgres=postgres)
+                rows = []
+                for item, position in zip(new, claimed, strict=True):
+                    link = chain_hash(prev_hash, position, item.content)
+                    rows.append(_row(item, position, prev_hash, link, postgres=postgres))
+                    positions[item.fields["event_id"]] = position
+                    created.add(item.fields["event_id"])
+                    prev_hash = link
+                _write_rows(cursor, rows, postgres=postgres)
+    results = []
+    for item in prepared:
+        event_id = item.fields["event_id"]
+        # Only the first fact with a key stores it; a repeat later in the batch does not.
+        first = first_of[event_id] is item and event_id in created
+        results.append(Appended(position=positions[event_id], event_id=event_id, created=first))
+    if created:
+        transaction.on_commit(_request_projection)
+    return results
+
+
+def _stored_positions(
+    cursor: Any, event_ids: list[uuid.UUID], *, postgres: bool
+) -> dict[uuid.UUID, int]:
+    """Return the positions of those of `event_ids` already in the stream."""
+    found: dict[uuid.UUID, int] = {}
+    if postgres:
+        cursor.execute(
+            f"SELECT event_id, position FROM {TABLE} WHERE event_id = ANY(%s)", [event_ids]
+        )
+        found.update((event_id, position) for event_id, position in cursor.fetchall())
+        return found
+    # SQLite stores UUIDs as 32 hex digits; chunks stay under its limit on parameters.
+    for start in range(0, len(event_ids), 500):
+        chunk = [event_id.hex for event_id in event_ids[start : start + 500]]
+        marks = ", ".join(["%s"] * len(chunk))
+        cursor.execute(f"SELECT event_id, position FROM {TABLE} WHERE event_id IN ({marks})", chunk)
+        found.update((uuid.UUID(event_id), position) for event_id, position in cursor.fetchall())
+    return found
+
+
+def _claim_positions(cursor: Any, count: int, *, postgres: bool) -> list[int]:
+    """Return `count` new positions in increasing order; the lock makes them contiguous."""
+    if postgres:
+        # The sequence `append` draws from, so that the two paths never hand out one twice.
+        cursor.execute(
+            f"SELECT nextval(pg_get_serial_sequence('{TABLE}', 'position')) "
+            "FROM generate_series(1, %s)",
+            [count],
+        )
+        return sorted(position for (position,) in cursor.fetchall())
+    cursor.execute(f"SELECT MAX(position) FROM {TABLE}")
+    last = cursor.fetchone()[0] or 0
+    return list(range(last + 1, last + 1 + count))
+
+
+def _row(item: _Prepared, position: int, prev_hash: str, link: str, *, postgres: bool) -> list[Any]:
+    fields = item.fields
+    row = {
+        **fields,
+        "headers": item.headers_json,
+        "data": item.data_json,
+        "position": position,
+        "prev_hash": prev_hash,
+        "hash": link,
+    }
+    if not postgres:
+        row["event_id"] = fields["event_id"].hex
+        row["occurred_at"] = connection.ops.adapt_datetimefield_value(fields["occurred_at"])
+        row["recorded_at"] = connection.ops.adapt_datetimefield_value(fields["recorded_at"])
+    return [row[column] for column in COLUMNS]
+
+
+def _write_rows(cursor: Any, rows: list[list[Any]], *, postgres: bool) -> None:
+    if postgres:
+        # COPY: one statement streams every row, no per-row round trip or statement parse.
+        with cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        cursor.executemany(_SQLITE_INSERT, rows)
 
 
 def _request_projection() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from bench.runner import Suite
-from bench.suites import chaos, ingest, pages, parts
+from bench.suites import chaos, compare, ingest, pages, parts
 
-SUITES: dict[str, Suite] = {suite.name: suite for suite in (ingest.SUITE, parts.SUITE, pages.SUITE)}
+SUITES: dict[str, Suite] = {
+    suite.name: suite for suite in (ingest.SUITE, parts.SUITE, pages.SUITE, compare.SUITE)
+}
 # Run only when named (`python -m bench chaos`, `make chaos`): long, and it breaks things.
 OPT_IN: dict[str, Suite] = {chaos.SUITE.name: chaos.SUITE}

@@ -145,7 +145,7 @@ STORAGES = {
 
 # GitHub caps webhook payloads at 25 MB; only the hook views accept bodies that large (they read
 # the stream themselves), every other view keeps Django's 2.5 MB limit.
-SHIPLOG_MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
+SHIPLOG_MAX_WEBHOOK_BYTES = int(os.environ.get("SHIPLOG_MAX_WEBHOOK_BYTES", 25 * 1024 * 1024))
 
 SHIPLOG_GITHUB_WEBHOOK_SECRET = os.environ.get("SHIPLOG_GITHUB_WEBHOOK_SECRET", "")
 SHIPLOG_CIRCLECI_WEBHOOK_SECRET = os.environ.get("SHIPLOG_CIRCLECI_WEBHOOK_SECRET", "")
