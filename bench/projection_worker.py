@@ -225,7 +225,8 @@ def postmortem(quick: bool) -> dict[str, Any]:
 
     copies = 40 if quick else 200
     set_policy()
-    out: dict[str, Any] = {"seed": seed(copies, first=9, one_release=True)}
+    # The test fails in every rerun, so the release stays blocked and an incident opens.
+    out: dict[str, Any] = {"seed": seed(copies, first=10, one_release=True)}
     projector.catch_up()
     release = Release.objects.get()
     incident = Incident.objects.get()

@@ -354,7 +354,8 @@ def generate(
 
     Releases `first`.. `first + releases - 1`; INTERLEAVE of them at a time are in flight,
     their deliveries merged by the platforms' clocks, a few swapped out of order. With
-    `one_release`, they are all copies (reruns) within release `first`, on its day.
+    `one_release`, they are all copies (reruns) within release `first`, on its day, and the
+    test fails in every one of them.
     """
     rng = random.Random(seed + first)
     normal, failing = templates(failing=False), templates(failing=True)
@@ -371,7 +372,7 @@ def generate(
             shift = day - fixture_day
             rows = release_rows(
                 number,
-                failing if number % 10 == 9 else normal,
+                failing if number % 10 == 9 or one_release else normal,
                 shift,
                 day.strftime("%Y-%m-%dT"),
                 ref_number=first if one_release else None,

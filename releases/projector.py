@@ -211,8 +211,11 @@ def _stored_entries(keys: Iterable[str]) -> dict[str, tuple[int | None, Entry]]:
     return {row[0]: (row[1], Entry(row[0], *row[2:])) for row in fast_rows(rows)}
 
 
-def apply_rows(rows: Sequence[StreamRow]) -> set[int]:
-    """Fold `rows` into the projections and return the ids of the releases they touched."""
+def apply_rows(rows: Sequence[StreamRow], *, details: dict[int, Any] | None = None) -> set[int]:
+    """Fold `rows` into the projections and return the ids of the releases they touched.
+
+    `details`, if given, receives the `ReleaseDetail` of each release refreshed.
+    """
     incoming: dict[str, Entry] = {}
     facts: dict[tuple[str, str], TagFact] = {}
     for row in rows:
@@ -272,7 +275,7 @@ def apply_rows(rows: Sequence[StreamRow]) -> set[int]:
             "pk",
         )
     }
-    refresh_releases(touched, policies=policies, fresh=placed)
+    refresh_releases(touched, policies=policies, fresh=placed, details=details)
     return touched
 
 
@@ -562,11 +565,16 @@ def refresh_releases(
     *,
     policies: dict[str, Policy] | None = None,
     fresh: Mapping[str, tuple[int | None, Entry]] | None = None,
+    details: dict[int, Any] | None = None,
 ) -> None:
     """Recompute the derived state of these releases from their entries.
 
-    `fresh`: entries the caller has just written, so they need not be read back.
+    `fresh`: entries the caller has just written, so they need not be read back. `details`,
+    if given, receives each refreshed release's `ReleaseDetail`, as `release_detail` would
+    read it now.
     """
+    from releases.selectors import ReleaseDetail, link_retries
+
     if not release_ids:
         return
     releases = {r.pk: r for r in Release.objects.filter(pk__in=release_ids)}
@@ -623,13 +631,23 @@ def refresh_releases(
         release.unblocked_at = view.unblocked_at
         release.last_activity_at = view.last_activity_at
         release.last_position = max(entry.position for entry in entries)
+        if details is not None:
+            linked = link_retries(entries)
+            if linked is not entries:
+                view = derive(
+                    release.ref_kind,
+                    linked,
+                    policies[release.repository],
+                    tagged_at=tagged.get((release.repository, release.tag)),
+                )
+            details[pk] = ReleaseDetail(release, linked, policies[release.repository], view)
     _write_releases([r for pk, r in releases.items() if pk not in empty])
     if empty:
         # A branch release whose entries all moved to a tag release no longer exists.
         Release.objects.filter(pk__in=empty).delete()
 
 
-def catch_up(*, batch_size: int = 2000, max_batches: int | None = None, react: bool = True) -> int:
+def catch_up(*, batch_size: int = 5000, max_batches: int | None = None, react: bool = True) -> int:
     """Apply every committed event past the checkpoint; return how many were read.
 
     Only one projector runs at a time: the checkpoint row is locked for each batch, and a
@@ -650,12 +668,17 @@ def catch_up(*, batch_size: int = 2000, max_batches: int | None = None, react: b
             rows = read_rows(checkpoint.position, batch_size)
             if not rows:
                 return applied
-            touched = apply_rows(rows)
+            details: dict[int, Any] = {}
+            touched = apply_rows(rows, details=details if react else None)
             for projection in projections:
                 projection.apply(rows)
             if react:
-                for hook in after_batch_hooks:
-                    hook(touched)
+                from releases.selectors import refreshed_details
+
+                # The reactions read the releases just refreshed: hand them what was derived.
+                with refreshed_details(details):
+                    for hook in after_batch_hooks:
+                        hook(touched)
             checkpoint.position = rows[-1].position
             checkpoint.save(update_fields=["position", "updated_at"])
         applied += len(rows)

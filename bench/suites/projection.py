@@ -153,11 +153,12 @@ def postmortem_markdown(r: dict[str, Any], machine: dict[str, Any], elapsed_s: f
             "",
             f"Measured {machine['measured_at']} on {machine['cores']} cores ({machine['cpu']}); "
             f"this suite took {elapsed_s / 60:.1f} min. One release of {r['seed']['rows']:,} "
-            f"events ({r['entries']:,} timeline entries: 200 reruns of the projection suite's "
-            "50 deliveries, a test failing in every tenth, so the deploy is blocked), projected "
-            "with detection, which opened the incident. Composing is what the postmortem task "
-            "does: `postmortem_input()` (the release's timeline, lessons, the incident's "
-            "events) and `compose()`, from a fresh read of the incident.",
+            f"events ({r['entries']:,} timeline entries: {r['seed']['rows'] // 50} reruns of the "
+            "projection suite's 50 deliveries, the same test failing in every one, so "
+            "CircleCI's deploy stays blocked), projected with detection, which opened the "
+            "incident. Composing is what the postmortem task does: `postmortem_input()` (the "
+            "release's timeline, lessons, the incident's events) and `compose()`, from a fresh "
+            "read of the incident.",
             "",
             "| runs | median | max | Markdown | neighbours' CPU | target (< 1 s) |",
             "| ---: | ---: | ---: | ---: | ---: | --- |",
