@@ -233,3 +233,45 @@ def _full_entries():
         )
     )
     return entries, releases
+
+
+@pytest.mark.django_db
+def test_release_details_in_bulk_equal_one_release_at_a_time():
+    """Detection reads many releases at once; each must read as `release_detail` reads it."""
+    from releases.selectors import release_detail, release_details
+
+    _policy(f.PYODIDE_POLICY)
+    f.append_all(f.pyodide_story())
+    projector.catch_up(react=False)
+    releases = list(Release.objects.all())
+    assert releases
+    bulk = release_details(releases)
+    for release in releases:
+        one = release_detail(release)
+        assert bulk[release.pk].entries == one.entries
+        assert bulk[release.pk].view == one.view
+        assert bulk[release.pk].policy == one.policy
+
+
+@pytest.mark.django_db
+def test_reactions_see_what_the_projector_derived_as_a_fresh_read_would(monkeypatch):
+    """Inside a batch, reactions get the projector's details; they equal a fresh read."""
+    from releases.selectors import release_detail, release_details
+
+    _policy(f.PYODIDE_POLICY)
+    f.append_all(f.pyodide_story())
+    seen = []
+
+    def compare(touched):
+        releases = list(Release.objects.filter(pk__in=touched))
+        for pk, detail in release_details(releases).items():
+            fresh = release_detail(detail.release)
+            seen.append(pk)
+            assert detail.entries == fresh.entries
+            assert detail.view == fresh.view
+
+    monkeypatch.setattr(projector, "after_batch_hooks", [compare])
+    projector.catch_up(batch_size=4)
+    f.append_all(f.rerun_story())
+    projector.catch_up(batch_size=4)
+    assert seen
