@@ -9,6 +9,7 @@ Every loop is bounded in count, and every phase reports the neighbours' share of
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import random
@@ -209,6 +210,7 @@ def projection(quick: bool) -> dict[str, Any]:
             )
             log(f"catch-up{' with detection' if react else ''}: {count:,} in {seconds:.1f} s")
     out["catch_up"] = runs
+    out["catch_up_batch"] = inspect.signature(projector.catch_up).parameters["batch_size"].default
     from incidents.models import Incident
 
     out["incidents"] = Incident.objects.count()

@@ -232,7 +232,8 @@ def apply_rows(rows: Sequence[StreamRow], *, details: dict[int, Any] | None = No
 
     previous_release: dict[str, int | None] = {}
     entries: dict[str, Entry] = {}
-    for entry_key, (release_id, stored) in _stored_entries(incoming).items():
+    before: dict[str, tuple[int | None, Entry]] = _stored_entries(incoming)
+    for entry_key, (release_id, stored) in before.items():
         previous_release[entry_key] = release_id
         entries[entry_key] = stored
     for entry_key, entry in incoming.items():
@@ -244,6 +245,7 @@ def apply_rows(rows: Sequence[StreamRow], *, details: dict[int, Any] | None = No
     ).items():
         previous_release[entry_key] = release_id
         entries[entry_key] = stored
+        before[entry_key] = (release_id, stored)
 
     repositories = {entry.repository for entry in entries.values()}
     policies = policies_for(repositories)
@@ -262,7 +264,8 @@ def apply_rows(rows: Sequence[StreamRow], *, details: dict[int, Any] | None = No
     for entry_key, entry in entries.items():
         release = keys[entry_key]
         placed[entry_key] = (release_ids[release] if release is not None else None, entry)
-    _write_entries(placed)
+    # A redelivery, or an entry a new tag leaves where it was, is stored as it is already.
+    _write_entries({k: v for k, v in placed.items() if before.get(k) != v})
     touched = set(release_ids.values())
     touched |= {rid for rid in previous_release.values() if rid is not None}
     touched |= {

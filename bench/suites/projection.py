@@ -121,8 +121,9 @@ def projection_markdown(r: dict[str, Any], machine: dict[str, Any], elapsed_s: f
         f"Catch-up, median: {plain_rate:,.0f} events/s without detection, {detect_rate:,.0f} "
         f"with it; **detection adds {share:.0%}** to catch-up time (target under 20%: "
         f"{_yes(share < TARGETS['detection_share'])}). Catch-up runs as production does: "
-        "batches of 2,000 in their own transactions, detection and the retry policy after each "
-        f"batch; {r['incidents']:,} incidents were opened by the runs with detection.",
+        f"batches of {r['catch_up_batch']:,} in their own transactions, detection and the "
+        f"retry policy after each batch; {r['incidents']:,} incidents were opened by the runs "
+        "with detection.",
         "",
         f"API latency with {r['stored_events']:,} events stored, through Django's test client "
         "as a bot with a read token (server time: middleware, authentication, queries, JSON), "
