@@ -21,7 +21,7 @@ from incidents.models import Incident, Severity, Status
 from incidents.probes import Probe, probes_from
 from releases import projector, stream
 from releases.models import DeployPolicy, Release, Source
-from releases.selectors import release_detail
+from releases.selectors import release_detail, release_details
 
 logger = logging.getLogger(__name__)
 RELEASE_RULES = "release"
@@ -89,8 +89,15 @@ def detect_for_releases(
     """Open, extend, reopen or resolve each release's incident; return events appended."""
     now = now or timezone.now()
     appended = 0
-    for release in Release.objects.filter(pk__in=list(release_ids)):
-        detail = release_detail(release)
+    releases = list(Release.objects.filter(pk__in=list(release_ids)))
+    details = release_details(releases)
+    ids = {
+        release.pk: events.incident_id_for(release.repository, release.ref_key, RELEASE_RULES)
+        for release in releases
+    }
+    incidents = {i.pk: i for i in Incident.objects.filter(pk__in=list(ids.values()))}
+    for release in releases:
+        detail = details[release.pk]
         found = findings(
             repository=release.repository,
             release_name=release.name,
@@ -101,13 +108,20 @@ def detect_for_releases(
             time_rules=time_rules,
             probes=probes_from(detail.policy.extra),
         )
-        appended += _reconcile(release, found, deployed="deployed" in detail.view.flags)
+        appended += _reconcile(
+            release,
+            found,
+            deployed="deployed" in detail.view.flags,
+            incident=incidents.get(ids[release.pk]),
+        )
     return appended
 
 
-def _reconcile(release: Release, found: list[Finding], *, deployed: bool) -> int:
+def _reconcile(
+    release: Release, found: list[Finding], *, deployed: bool, incident: Incident | None
+) -> int:
+    """Append what changed about the release's incident: `incident` is its projection now."""
     incident_id = events.incident_id_for(release.repository, release.ref_key, RELEASE_RULES)
-    incident = Incident.objects.filter(pk=incident_id).first()
     place = _place(release)
     count = 0
     if not found:

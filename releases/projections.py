@@ -111,7 +111,11 @@ class TagFact:
 
 
 def _stamp(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") if value else ""
+    # isoformat, not strftime: the same text ("%Y-%m-%dT%H:%M:%S.%f" for any year after 999)
+    # at a fraction of the cost, and a rebuild stamps every event.
+    if not value:
+        return ""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def _parse(value: Any) -> datetime | None:

@@ -9,13 +9,16 @@ idempotent.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
-from django.db import transaction
-from django.db.models import Model, Q, QuerySet
+import orjson
+from django.db import connection, transaction
+from django.db.models import Field, Model, Q, QuerySet
 
 from releases import policy as policy_module
 from releases.models import (
@@ -66,6 +69,33 @@ projections: list[Projection] = []
 after_batch_hooks: list[Callable[[set[int]], None]] = []
 
 
+def postgres_fast_path() -> bool:
+    """Return whether reads and writes take the PostgreSQL-only statements.
+
+    Elsewhere (SQLite, the embedded default) the ORM does the same work with the same result;
+    `portable_only` forces that path on PostgreSQL too, so tests can compare the two.
+    """
+    return connection.vendor == "postgresql" and not portable_only
+
+
+# Set by tests to run the portable path on PostgreSQL.
+portable_only = False
+
+
+@contextmanager
+def _binary_cursor() -> Iterator[Any]:
+    """Yield a psycopg cursor that binds parameters on the server and may send them binary.
+
+    Django's cursors bind on the client: every array would be quoted into the SQL text and
+    parsed back by the server, which costs more than the statements' work.
+    """
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
 def matching_pairs(
     queryset: QuerySet[M], first: str, second: str, pairs: Iterable[tuple[str, str]]
 ) -> list[M]:
@@ -80,6 +110,29 @@ def matching_pairs(
         **{f"{first}__in": {a for a, _ in wanted}, f"{second}__in": {b for _, b in wanted}}
     )
     return [row for row in rows if (getattr(row, first), getattr(row, second)) in wanted]
+
+
+def matching_pair_values(
+    queryset: QuerySet[Any], first: str, second: str, pairs: Iterable[tuple[str, str]], *fields: str
+) -> list[tuple[Any, ...]]:
+    """Return `fields` of the rows whose (first, second) are one of `pairs`, as tuples.
+
+    The tuples start with `first` and `second`, then `fields`; no model instances are built.
+    """
+    wanted = set(pairs)
+    if not wanted:
+        return []
+    rows = queryset.filter(
+        **{f"{first}__in": {a for a, _ in wanted}, f"{second}__in": {b for _, b in wanted}}
+    ).values_list(first, second, *fields)
+    return [row for row in fast_rows(rows) if (row[0], row[1]) in wanted]
+
+
+def fast_rows(rows: QuerySet[Any, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Return the tuples of a values_list query, decoded by psycopg's loaders on PostgreSQL."""
+    from releases.selectors import _fast_rows  # selectors import this module
+
+    return _fast_rows(rows) if postgres_fast_path() else list(rows)
 
 
 def entry_from_model(model: TimelineEntry) -> Entry:
@@ -113,8 +166,32 @@ def policies_for(repositories: Iterable[str]) -> dict[str, Policy]:
     return result
 
 
+_READ_ROWS = (
+    "SELECT position, event_id::text, source, event_type, repository, sha, branch, tag, "
+    f"occurred_at, data::text FROM {StreamEvent._meta.db_table} "
+    "WHERE position > %s ORDER BY position LIMIT %s"
+)
+
+
+def _json(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # orjson refuses integers beyond 64 bits, which the json module (and so the ORM) reads.
+        return json.loads(text)
+
+
 def read_rows(after: int, limit: int) -> list[StreamRow]:
     """Return up to `limit` stream rows after `after`, in position order, without bodies."""
+    if postgres_fast_path():
+        # The normalised fields as text, decoded by orjson: the ORM's JSON and datetime
+        # conversions cost more than the rest of a rebuild's reading.
+        with _binary_cursor() as cursor:
+            cursor.execute(_READ_ROWS, [after, limit], binary=True)
+            return [
+                StreamRow(p, e, s, t, r, sha, b, tag, at, _json(d))
+                for p, e, s, t, r, sha, b, tag, at, d in cursor.fetchall()
+            ]
     rows = (
         StreamEvent.objects.filter(position__gt=after)
         .order_by("position")
@@ -123,8 +200,22 @@ def read_rows(after: int, limit: int) -> list[StreamRow]:
     return [StreamRow(p, str(e), *rest) for p, e, *rest in rows]
 
 
-def apply_rows(rows: Sequence[StreamRow]) -> set[int]:
-    """Fold `rows` into the projections and return the ids of the releases they touched."""
+def _stored_entries(keys: Iterable[str]) -> dict[str, tuple[int | None, Entry]]:
+    """Return the stored entries with these keys, each with the release it belongs to."""
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    rows = TimelineEntry.objects.filter(entry_key__in=wanted).values_list(
+        "entry_key", "release_id", *ENTRY_FIELDS
+    )
+    return {row[0]: (row[1], Entry(row[0], *row[2:])) for row in fast_rows(rows)}
+
+
+def apply_rows(rows: Sequence[StreamRow], *, details: dict[int, Any] | None = None) -> set[int]:
+    """Fold `rows` into the projections and return the ids of the releases they touched.
+
+    `details`, if given, receives the `ReleaseDetail` of each release refreshed.
+    """
     incoming: dict[str, Entry] = {}
     facts: dict[tuple[str, str], TagFact] = {}
     for row in rows:
@@ -139,21 +230,22 @@ def apply_rows(rows: Sequence[StreamRow]) -> set[int]:
     if not incoming and not facts:
         return set()
 
-    stored = TimelineEntry.objects.filter(entry_key__in=list(incoming)).only(
-        "entry_key", "release_id", *ENTRY_FIELDS
-    )
     previous_release: dict[str, int | None] = {}
     entries: dict[str, Entry] = {}
-    for model in stored:
-        previous_release[model.entry_key] = model.release_id
-        entries[model.entry_key] = entry_from_model(model)
+    before: dict[str, tuple[int | None, Entry]] = _stored_entries(incoming)
+    for entry_key, (release_id, stored) in before.items():
+        previous_release[entry_key] = release_id
+        entries[entry_key] = stored
     for entry_key, entry in incoming.items():
         entries[entry_key] = merge(entries.get(entry_key), entry)
 
     changed_tags = _store_tags(facts)
-    for model in _entries_to_reassign(changed_tags, exclude=entries.keys()):
-        previous_release[model.entry_key] = model.release_id
-        entries[model.entry_key] = entry_from_model(model)
+    for entry_key, (release_id, stored) in _entries_to_reassign(
+        changed_tags, exclude=entries.keys()
+    ).items():
+        previous_release[entry_key] = release_id
+        entries[entry_key] = stored
+        before[entry_key] = (release_id, stored)
 
     repositories = {entry.repository for entry in entries.values()}
     policies = policies_for(repositories)
@@ -168,40 +260,115 @@ def apply_rows(rows: Sequence[StreamRow]) -> set[int]:
         for key, entry in entries.items()
     }
     release_ids = _release_ids({k for k in keys.values() if k is not None})
-    TimelineEntry.objects.bulk_create(
-        [
-            _model_from_entry(entry, release_ids[keys[key]] if keys[key] else None)  # type: ignore[index]
-            for key, entry in entries.items()
-        ],
-        update_conflicts=True,
-        unique_fields=["entry_key"],
-        update_fields=["release", *ENTRY_FIELDS],
-        batch_size=1000,
-    )
+    placed: dict[str, tuple[int | None, Entry]] = {}
+    for entry_key, entry in entries.items():
+        release = keys[entry_key]
+        placed[entry_key] = (release_ids[release] if release is not None else None, entry)
+    # A redelivery, or an entry a new tag leaves where it was, is stored as it is already.
+    _write_entries({k: v for k, v in placed.items() if before.get(k) != v})
     touched = set(release_ids.values())
     touched |= {rid for rid in previous_release.values() if rid is not None}
     touched |= {
-        release.pk
-        for release in matching_pairs(
-            Release.objects.filter(ref_kind=Release.RefKind.TAG).only("pk", "repository", "tag"),
+        pk
+        for _, _, pk in matching_pair_values(
+            Release.objects.filter(ref_kind=Release.RefKind.TAG),
             "repository",
             "tag",
             changed_tags,
+            "pk",
         )
     }
-    refresh_releases(touched, policies=policies)
+    refresh_releases(touched, policies=policies, fresh=placed, details=details)
     return touched
+
+
+_ENTRY_TABLE = TimelineEntry._meta.db_table
+
+
+def _columns(model: type[Model], names: Iterable[str]) -> list[tuple[str, Field[Any, Any]]]:
+    """Return (column, field) of each named concrete field."""
+    found = []
+    for name in names:
+        field = model._meta.get_field(name)
+        assert isinstance(field, Field)
+        assert field.column is not None
+        found.append((field.column, field))
+    return found
+
+
+_ENTRY_COLUMNS = _columns(TimelineEntry, ("entry_key", "release", *ENTRY_FIELDS))
+
+
+def _array_type(field: Field[Any, Any]) -> str:
+    """Return the PostgreSQL array type a column's values are sent as (JSON goes as text)."""
+    kind = field.get_internal_type()
+    if kind in {"BigIntegerField", "ForeignKey", "PositiveIntegerField", "IntegerField"}:
+        return "bigint[]"
+    if kind == "DateTimeField":
+        return "timestamptz[]"
+    return "text[]"
+
+
+def _cast(column: str, field: Field[Any, Any]) -> str:
+    kind = field.get_internal_type()
+    if kind == "JSONField":
+        return f"{column}::jsonb"
+    if kind == "PositiveIntegerField":
+        return f"{column}::integer"
+    return column
+
+
+_UPSERT_ENTRIES = (
+    f"INSERT INTO {_ENTRY_TABLE} ({', '.join(c for c, _ in _ENTRY_COLUMNS)}) "
+    f"SELECT {', '.join(_cast(c, f) for c, f in _ENTRY_COLUMNS)} FROM unnest("
+    + ", ".join(f"%b::{_array_type(f)}" for _, f in _ENTRY_COLUMNS)
+    + f") AS v({', '.join(c for c, _ in _ENTRY_COLUMNS)}) "
+    "ON CONFLICT (entry_key) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in _ENTRY_COLUMNS[1:])
+)
+
+
+def _write_entries(placed: Mapping[str, tuple[int | None, Entry]]) -> None:
+    """Insert or update these entries, each in the release it now belongs to."""
+    if not placed:
+        return
+    if not postgres_fast_path():
+        TimelineEntry.objects.bulk_create(
+            [_model_from_entry(entry, release_id) for release_id, entry in placed.values()],
+            update_conflicts=True,
+            unique_fields=["entry_key"],
+            update_fields=["release", *ENTRY_FIELDS],
+            batch_size=1000,
+        )
+        return
+    # One statement per chunk, a column per array: the ORM's per-object preparation cost
+    # more than the database's work.
+    items = list(placed.values())
+    for start in range(0, len(items), 20_000):
+        chunk = items[start : start + 20_000]
+        columns: list[list[Any]] = [
+            [entry.entry_key for _, entry in chunk],
+            [release_id for release_id, _ in chunk],
+        ]
+        for name in ENTRY_FIELDS:
+            if name == "extra":
+                columns.append([orjson.dumps(dict(e.extra)).decode() for _, e in chunk])
+            else:
+                columns.append([getattr(e, name) for _, e in chunk])
+        with _binary_cursor() as cursor:
+            cursor.execute(_UPSERT_ENTRIES, columns)
 
 
 def _store_tags(facts: dict[tuple[str, str], TagFact]) -> set[tuple[str, str]]:
     """Merge tag facts into KnownTag and return the (repository, tag) pairs that changed."""
     if not facts:
         return set()
-    stored: dict[tuple[str, str], TagFact] = {}
-    for known in matching_pairs(KnownTag.objects.all(), "repository", "tag", facts):
-        stored[(known.repository, known.tag)] = TagFact(
-            known.repository, known.tag, known.sha, known.rank, known.tagged_at
+    stored: dict[tuple[str, str], TagFact] = {
+        (repository, tag): TagFact(repository, tag, sha, rank, tagged_at)
+        for repository, tag, sha, rank, tagged_at in matching_pair_values(
+            KnownTag.objects.all(), "repository", "tag", facts, "sha", "rank", "tagged_at"
         )
+    }
     changed: list[TagFact] = []
     for key, fact in facts.items():
         before = stored.get(key)
@@ -224,22 +391,36 @@ def _store_tags(facts: dict[tuple[str, str], TagFact]) -> set[tuple[str, str]]:
 
 def _entries_to_reassign(
     changed_tags: set[tuple[str, str]], exclude: Iterable[str]
-) -> Iterable[TimelineEntry]:
+) -> dict[str, tuple[int | None, Entry]]:
     """Return stored entries whose release may change now that these tags are known."""
     if not changed_tags:
-        return []
-    known = matching_pairs(KnownTag.objects.all(), "repository", "tag", changed_tags)
-    entries = TimelineEntry.objects.only("entry_key", "release_id", *ENTRY_FIELDS)
-    by_branch = matching_pairs(entries, "repository", "branch", changed_tags)
-    by_sha = matching_pairs(
-        entries.filter(branch=""),
-        "repository",
-        "sha",
-        {(k.repository, k.sha) for k in known if k.sha},
+        return {}
+    known = matching_pair_values(KnownTag.objects.all(), "repository", "tag", changed_tags, "sha")
+    fields = ("entry_key", "release_id", *ENTRY_FIELDS)
+    by_branch = matching_pair_values(
+        TimelineEntry.objects.all(), "repository", "branch", changed_tags, *fields
     )
+    # Entries without a branch are picked out here, not in SQL: given `branch = ''`, the
+    # planner may walk every branchless entry of the repository by the branch index instead
+    # of the few with these commits.
+    by_sha = [
+        row
+        for row in matching_pair_values(
+            TimelineEntry.objects.all(),
+            "repository",
+            "sha",
+            {(repository, sha) for repository, _, sha in known if sha},
+            *fields,
+        )
+        if row[2 + fields.index("branch")] == ""
+    ]
     skip = set(exclude)
-    unique = {model.entry_key: model for model in [*by_branch, *by_sha]}
-    return [model for key, model in unique.items() if key not in skip]
+    found: dict[str, tuple[int | None, Entry]] = {}
+    for row in [*by_branch, *by_sha]:
+        key = row[2]
+        if key not in skip:
+            found[key] = (row[3], Entry(key, *row[4:]))
+    return found
 
 
 def _tags_for(
@@ -276,10 +457,11 @@ def _release_ids(keys: set[ReleaseKey]) -> dict[ReleaseKey, int]:
     if not keys:
         return {}
     pairs = {(k.repository, k.ref_key) for k in keys}
-    lookup = Release.objects.only("pk", "repository", "ref_key")
     found = {
-        (r.repository, r.ref_key): r.pk
-        for r in matching_pairs(lookup, "repository", "ref_key", pairs)
+        (repository, ref_key): pk
+        for repository, ref_key, pk in matching_pair_values(
+            Release.objects.all(), "repository", "ref_key", pairs, "pk"
+        )
     }
     missing = [k for k in keys if (k.repository, k.ref_key) not in found]
     if missing:
@@ -299,36 +481,118 @@ def _release_ids(keys: set[ReleaseKey]) -> dict[ReleaseKey, int]:
         )
         found.update(
             {
-                (r.repository, r.ref_key): r.pk
-                for r in matching_pairs(lookup, "repository", "ref_key", pairs)
+                (repository, ref_key): pk
+                for repository, ref_key, pk in matching_pair_values(
+                    Release.objects.all(),
+                    "repository",
+                    "ref_key",
+                    {(k.repository, k.ref_key) for k in missing},
+                    "pk",
+                )
             }
         )
     return {k: found[(k.repository, k.ref_key)] for k in keys}
 
 
-def refresh_releases(release_ids: set[int], *, policies: dict[str, Policy] | None = None) -> None:
-    """Recompute the derived state of these releases from their entries."""
+_RELEASE_FIELDS = [
+    "state",
+    "flags",
+    "blocking",
+    "started_at",
+    "tagged_at",
+    "first_deploy_started_at",
+    "deployed_at",
+    "blocked_at",
+    "unblocked_at",
+    "last_activity_at",
+    "last_position",
+]
+_RELEASE_COLUMNS = _columns(Release, _RELEASE_FIELDS)
+_UPDATE_RELEASES = (
+    f"UPDATE {Release._meta.db_table} AS r SET "
+    + ", ".join(f"{c} = {_cast('v.' + c, f)}" for c, f in _RELEASE_COLUMNS)
+    + " FROM unnest(%b::bigint[], "
+    + ", ".join(f"%b::{_array_type(f)}" for _, f in _RELEASE_COLUMNS)
+    + f") AS v(id, {', '.join(c for c, _ in _RELEASE_COLUMNS)}) WHERE r.id = v.id"
+)
+
+
+def _write_releases(releases: Sequence[Release]) -> None:
+    """Store the derived fields of these releases."""
+    if not releases:
+        return
+    if not postgres_fast_path():
+        Release.objects.bulk_update(releases, _RELEASE_FIELDS, batch_size=500)
+        return
+    columns: list[list[Any]] = [[r.pk for r in releases]]
+    for name in _RELEASE_FIELDS:
+        if name == "blocking":
+            columns.append([orjson.dumps(r.blocking).decode() for r in releases])
+        else:
+            columns.append([getattr(r, name) for r in releases])
+    with _binary_cursor() as cursor:
+        cursor.execute(_UPDATE_RELEASES, columns)
+
+
+def release_entries(
+    release_ids: Iterable[int], *, fresh: Mapping[str, tuple[int | None, Entry]] | None = None
+) -> dict[int, list[Entry]]:
+    """Return the entries of each release in stream order (first position, then key).
+
+    `fresh` holds entries just written, with their releases: they are taken from it rather
+    than read back, and stored rows with the same keys are left unread.
+    """
+    ids = list(release_ids)
+    grouped: dict[int, list[Entry]] = {pk: [] for pk in ids}
+    if not ids:
+        return grouped
+    stored = TimelineEntry.objects.filter(release_id__in=ids)
+    if fresh:
+        stored = stored.exclude(entry_key__in=list(fresh))
+    for row in fast_rows(stored.values_list("release_id", "entry_key", *ENTRY_FIELDS)):
+        grouped[row[0]].append(Entry(*row[1:]))
+    for release_id, entry in (fresh or {}).values():
+        if release_id in grouped:
+            grouped[release_id].append(entry)
+    for entries in grouped.values():
+        entries.sort(key=_stream_order)
+    return grouped
+
+
+def _stream_order(entry: Entry) -> tuple[int, str]:
+    return (entry.first_position, entry.entry_key)
+
+
+def refresh_releases(
+    release_ids: set[int],
+    *,
+    policies: dict[str, Policy] | None = None,
+    fresh: Mapping[str, tuple[int | None, Entry]] | None = None,
+    details: dict[int, Any] | None = None,
+) -> None:
+    """Recompute the derived state of these releases from their entries.
+
+    `fresh`: entries the caller has just written, so they need not be read back. `details`,
+    if given, receives each refreshed release's `ReleaseDetail`, as `release_detail` would
+    read it now.
+    """
+    from releases.selectors import ReleaseDetail, link_retries
+
     if not release_ids:
         return
     releases = {r.pk: r for r in Release.objects.filter(pk__in=release_ids)}
     policies = dict(policies or {})
     missing = {r.repository for r in releases.values()} - set(policies)
     policies.update(policies_for(missing))
-    grouped: dict[int, list[Entry]] = defaultdict(list)
-    positions: dict[int, int] = defaultdict(int)
-    for model in TimelineEntry.objects.filter(release_id__in=releases).only(
-        "entry_key", "release_id", *ENTRY_FIELDS
-    ):
-        assert model.release_id is not None
-        grouped[model.release_id].append(entry_from_model(model))
-        positions[model.release_id] = max(positions[model.release_id], model.position)
+    grouped = release_entries(releases, fresh=fresh)
     tagged = {
-        (k.repository, k.tag): k.tagged_at
-        for k in matching_pairs(
+        (repository, tag): tagged_at
+        for repository, tag, tagged_at in matching_pair_values(
             KnownTag.objects.all(),
             "repository",
             "tag",
             {(r.repository, r.tag) for r in releases.values() if r.tag},
+            "tagged_at",
         )
     }
     empty: list[int] = []
@@ -369,30 +633,24 @@ def refresh_releases(release_ids: set[int], *, policies: dict[str, Policy] | Non
         release.blocked_at = view.blocked_at
         release.unblocked_at = view.unblocked_at
         release.last_activity_at = view.last_activity_at
-        release.last_position = positions[pk]
-    Release.objects.bulk_update(
-        [r for pk, r in releases.items() if pk not in empty],
-        [
-            "state",
-            "flags",
-            "blocking",
-            "started_at",
-            "tagged_at",
-            "first_deploy_started_at",
-            "deployed_at",
-            "blocked_at",
-            "unblocked_at",
-            "last_activity_at",
-            "last_position",
-        ],
-        batch_size=500,
-    )
+        release.last_position = max(entry.position for entry in entries)
+        if details is not None:
+            linked = link_retries(entries)
+            if linked is not entries:
+                view = derive(
+                    release.ref_kind,
+                    linked,
+                    policies[release.repository],
+                    tagged_at=tagged.get((release.repository, release.tag)),
+                )
+            details[pk] = ReleaseDetail(release, linked, policies[release.repository], view)
+    _write_releases([r for pk, r in releases.items() if pk not in empty])
     if empty:
         # A branch release whose entries all moved to a tag release no longer exists.
         Release.objects.filter(pk__in=empty).delete()
 
 
-def catch_up(*, batch_size: int = 2000, max_batches: int | None = None, react: bool = True) -> int:
+def catch_up(*, batch_size: int = 5000, max_batches: int | None = None, react: bool = True) -> int:
     """Apply every committed event past the checkpoint; return how many were read.
 
     Only one projector runs at a time: the checkpoint row is locked for each batch, and a
@@ -413,12 +671,17 @@ def catch_up(*, batch_size: int = 2000, max_batches: int | None = None, react: b
             rows = read_rows(checkpoint.position, batch_size)
             if not rows:
                 return applied
-            touched = apply_rows(rows)
+            details: dict[int, Any] = {}
+            touched = apply_rows(rows, details=details if react else None)
             for projection in projections:
                 projection.apply(rows)
             if react:
-                for hook in after_batch_hooks:
-                    hook(touched)
+                from releases.selectors import refreshed_details
+
+                # The reactions read the releases just refreshed: hand them what was derived.
+                with refreshed_details(details):
+                    for hook in after_batch_hooks:
+                        hook(touched)
             checkpoint.position = rows[-1].position
             checkpoint.save(update_fields=["position", "updated_at"])
         applied += len(rows)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -207,6 +209,69 @@ def release_detail(release: Release) -> ReleaseDetail:
         policy=policy,
         view=derive(release.ref_kind, entries, policy, tagged_at=tagged),
     )
+
+
+# The details of the releases a projection batch has just refreshed, while the reactions to
+# that batch run in its transaction: the projector derived them a moment ago from the same rows.
+_refreshed: ContextVar[Mapping[int, ReleaseDetail] | None] = ContextVar("refreshed", default=None)
+
+
+@contextmanager
+def refreshed_details(details: Mapping[int, ReleaseDetail]) -> Iterator[None]:
+    """Let `release_details` answer from `details` inside this block."""
+    token = _refreshed.set(details)
+    try:
+        yield
+    finally:
+        _refreshed.reset(token)
+
+
+def release_details(releases: Iterable[Release]) -> dict[int, ReleaseDetail]:
+    """Return `release_detail` of each release, by id, with a handful of queries for all.
+
+    Detection and the retry policy read every release a projection batch touched; one query
+    per release each would cost them more than the projection itself. Inside
+    `refreshed_details`, the projector's own results serve.
+    """
+    from releases.projector import matching_pair_values, policies_for, release_entries
+
+    known = _refreshed.get() or {}
+    details: dict[int, ReleaseDetail] = {}
+    chosen: dict[int, Release] = {}
+    for release in releases:
+        if release.pk in known:
+            details[release.pk] = replace(known[release.pk], release=release)
+        else:
+            chosen[release.pk] = release
+    if not chosen:
+        return details
+    grouped = release_entries(chosen)
+    policies = policies_for({release.repository for release in chosen.values()})
+    tagged = {
+        (repository, tag): tagged_at
+        for repository, tag, tagged_at in matching_pair_values(
+            KnownTag.objects.all(),
+            "repository",
+            "tag",
+            {(release.repository, release.tag) for release in chosen.values()},
+            "tagged_at",
+        )
+    }
+    for pk, release in chosen.items():
+        entries = link_retries(grouped[pk])
+        policy = policies[release.repository]
+        details[pk] = ReleaseDetail(
+            release=release,
+            entries=entries,
+            policy=policy,
+            view=derive(
+                release.ref_kind,
+                entries,
+                policy,
+                tagged_at=tagged.get((release.repository, release.tag)),
+            ),
+        )
+    return details
 
 
 def stream_page(

@@ -28,7 +28,7 @@ from releases.ci_clients.circleci import CircleCIClient
 from releases.ci_clients.github import GitHubClient
 from releases.models import Release, Repository, RetryAttempt, Source
 from releases.retry import Decision, PastAttempt, RetryPolicyError, decide, retry_policy_from
-from releases.selectors import ci_credential_token, release_detail
+from releases.selectors import ci_credential_token, release_details
 
 logger = logging.getLogger(__name__)
 IN_FLIGHT_TIMEOUT = timedelta(minutes=10)
@@ -89,11 +89,14 @@ def retries_consider(release_ids: Iterable[int], *, now: datetime | None = None)
     """Decide what to do about each blocked deploy; return the idempotency keys requested."""
     now = now or timezone.now()
     requested: list[str] = []
-    releases = Release.objects.filter(pk__in=list(release_ids)).filter(
-        Q(flags__contains=",blocked,") | Q(flags__contains=",partially_deployed,")
+    releases = list(
+        Release.objects.filter(pk__in=list(release_ids)).filter(
+            Q(flags__contains=",blocked,") | Q(flags__contains=",partially_deployed,")
+        )
     )
+    details = release_details(releases)
     for release in releases:
-        detail = release_detail(release)
+        detail = details[release.pk]
         try:
             policy = retry_policy_from(detail.policy.extra)
         except RetryPolicyError:

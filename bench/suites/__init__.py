@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from bench.runner import Suite
-from bench.suites import chaos, compare, ingest, pages, parts
+from bench.suites import chaos, compare, ingest, pages, parts, projection
 
 SUITES: dict[str, Suite] = {
-    suite.name: suite for suite in (ingest.SUITE, parts.SUITE, pages.SUITE, compare.SUITE)
+    suite.name: suite
+    for suite in (
+        ingest.SUITE,
+        parts.SUITE,
+        compare.SUITE,
+        projection.SUITE,
+        projection.POSTMORTEM,
+        pages.SUITE,
+    )
 }
 # Run only when named (`python -m bench chaos`, `make chaos`): long, and it breaks things.
 OPT_IN: dict[str, Suite] = {chaos.SUITE.name: chaos.SUITE}

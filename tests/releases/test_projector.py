@@ -195,3 +195,83 @@ def test_any_permutation_with_redeliveries_gives_the_identical_projection():
         assert _project_in_savepoint(shuffled, batch_size) == reference
 
     check()
+
+
+@pytest.mark.django_db
+def test_the_postgresql_statements_give_the_same_projection_as_the_portable_path(monkeypatch):
+    """On PostgreSQL the projector reads and writes with its own statements; on SQLite the ORM.
+
+    Both must store the same releases and entries, in batches that split deliveries of one
+    job and learn the tag late.
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the fast path runs on PostgreSQL only")
+    _policy(f.PYODIDE_POLICY)
+    story = f.pyodide_story()
+    events = story[1:] + story[:1] + f.rerun_story()
+    f.append_all(events)
+    monkeypatch.setattr(projector, "portable_only", True)
+    projector.catch_up(batch_size=3, react=False)
+    portable = _snapshot(), _full_entries()
+    monkeypatch.setattr(projector, "portable_only", False)
+    projector.rebuild(batch_size=3)
+    assert (_snapshot(), _full_entries()) == portable
+    projector.rebuild(batch_size=1000)
+    assert (_snapshot(), _full_entries()) == portable
+
+
+def _full_entries():
+    """Return every stored field of every entry and release, without database ids."""
+    entries = list(
+        TimelineEntry.objects.order_by("entry_key").values(*projector.ENTRY_FIELDS, "entry_key")
+    )
+    releases = list(
+        Release.objects.order_by("ref_key").values(
+            "repository", "ref_key", "flags", "started_at", "last_activity_at", "last_position"
+        )
+    )
+    return entries, releases
+
+
+@pytest.mark.django_db
+def test_release_details_in_bulk_equal_one_release_at_a_time():
+    """Detection reads many releases at once; each must read as `release_detail` reads it."""
+    from releases.selectors import release_detail, release_details
+
+    _policy(f.PYODIDE_POLICY)
+    f.append_all(f.pyodide_story())
+    projector.catch_up(react=False)
+    releases = list(Release.objects.all())
+    assert releases
+    bulk = release_details(releases)
+    for release in releases:
+        one = release_detail(release)
+        assert bulk[release.pk].entries == one.entries
+        assert bulk[release.pk].view == one.view
+        assert bulk[release.pk].policy == one.policy
+
+
+@pytest.mark.django_db
+def test_reactions_see_what_the_projector_derived_as_a_fresh_read_would(monkeypatch):
+    """Inside a batch, reactions get the projector's details; they equal a fresh read."""
+    from releases.selectors import release_detail, release_details
+
+    _policy(f.PYODIDE_POLICY)
+    f.append_all(f.pyodide_story())
+    seen = []
+
+    def compare(touched):
+        releases = list(Release.objects.filter(pk__in=touched))
+        for pk, detail in release_details(releases).items():
+            fresh = release_detail(detail.release)
+            seen.append(pk)
+            assert detail.entries == fresh.entries
+            assert detail.view == fresh.view
+
+    monkeypatch.setattr(projector, "after_batch_hooks", [compare])
+    projector.catch_up(batch_size=4)
+    f.append_all(f.rerun_story())
+    projector.catch_up(batch_size=4)
+    assert seen
