@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.runner import Suite
-from bench.suites import chaos, compare, ingest, pages, parts, projection
+from bench.suites import chaos, compare, ingest, lag, pages, parts, projection
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
@@ -13,6 +13,7 @@ SUITES: dict[str, Suite] = {
         compare.SUITE,
         projection.SUITE,
         projection.POSTMORTEM,
+        lag.SUITE,
         pages.SUITE,
     )
 }
