@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from bench.runner import Suite
-from bench.suites import ingest, pages, parts
+from bench.suites import api, ingest, pages, parts
 
-SUITES: dict[str, Suite] = {suite.name: suite for suite in (ingest.SUITE, parts.SUITE, pages.SUITE)}
+SUITES: dict[str, Suite] = {
+    suite.name: suite for suite in (ingest.SUITE, parts.SUITE, pages.SUITE, api.SUITE)
+}
