@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils.translation import gettext_lazy
@@ -23,6 +24,12 @@ CASES = {
     },
     "other zones and dates": [
         datetime(2024, 7, 3, 12, 0, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2024, 7, 3, 12, 0, 0, 5, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
+        datetime(2024, 1, 3, 12, 0, tzinfo=ZoneInfo("Europe/London")),
+        datetime(2024, 7, 3, 12, 0, tzinfo=ZoneInfo("Europe/London")),
+        datetime(2024, 1, 3, 12, 0, tzinfo=timezone(timedelta(0), "GMT")),
+        datetime(2024, 7, 3, 12, 0),  # noqa: DTZ001  a naive one, as DRF would meet it
+        time(12, 30, 1, 250),
         date(2024, 7, 3),
         timedelta(minutes=90),
     ],
