@@ -198,7 +198,16 @@ def _measure(
     run_wrk(server, *files, the_plan.warmup_s, workdir)
     before = cpu.sample(roots)
     record = run_wrk(server, *files, the_plan.duration_s, workdir)
-    record["cpu"] = cpu.usage(before, cpu.sample(roots))
+    after = cpu.sample(roots)
+    record["cpu"] = cpu.usage(before, after)
+    # CPU time per answer moves far less with neighbours than latency does: the figure to
+    # compare before and after a change on a shared machine.
+    answered = max(record["responses"], 1)
+    record["cpu_ms_per_request"] = {
+        group: round((after.ours[group] - used) * 1000 / answered, 3)
+        for group, used in before.ours.items()
+        if group in roots
+    }
     return record
 
 
@@ -241,6 +250,8 @@ def load_endpoints(
                 f"  round {round_number}/{the_plan.rounds} {name:9} {kept['rate']:8,.0f}/s "
                 f"p50 {latency['p50']:6.1f} ms  p95 {latency['p95']:6.1f} ms  "
                 f"p99 {latency['p99']:6.1f} ms  not-200 {kept['not_200']}  "
+                f"CPU/request: server {kept['cpu_ms_per_request']['server']:.2f} ms, "
+                f"PostgreSQL {kept['cpu_ms_per_request']['postgres']:.2f} ms  "
                 f"others {_noise(kept):.0%}",
                 flush=True,
             )
@@ -260,6 +271,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "p95_ms": statistics.median(run["latency_ms"]["p95"] for run in mine),
             "p99_ms": statistics.median(run["latency_ms"]["p99"] for run in mine),
             "not_200": sum(run["not_200"] for run in mine),
+            "server_cpu_ms": statistics.median(run["cpu_ms_per_request"]["server"] for run in mine),
+            "postgres_cpu_ms": statistics.median(
+                run["cpu_ms_per_request"]["postgres"] for run in mine
+            ),
             "others_max": max(_noise(run) for run in mine),
         }
     return summary
@@ -326,11 +341,13 @@ def markdown(
         f"{the_plan.rounds} run(s) of {the_plan.duration_s:.0f} s after "
         f"{the_plan.warmup_s:.0f} s of warm-up, endpoints interleaved; requests/s counts "
         "200 answers; latencies are wrk's, client side, so they include wrk's and "
-        "PostgreSQL's share of the same two cores.",
+        "PostgreSQL's share of the same two cores. CPU ms/request is the CPU time gunicorn's "
+        "processes (and PostgreSQL's) used over the run divided by the answers: what a request "
+        "costs, which neighbours move far less than they move latency.",
         "",
-        "| endpoint | req/s | p50 ms | p95 ms | p99 ms | not 200 | queries | body KB | target | "
-        "verdict |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| endpoint | req/s | p50 ms | p95 ms | p99 ms | not 200 | server CPU ms/req | "
+        "PostgreSQL CPU ms/req | queries | body KB | target | verdict |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for name in ENDPOINTS:
         row = summary[name]
@@ -341,7 +358,8 @@ def markdown(
         verdict += "; ".join(missed)
         lines.append(
             f"| {name} | {row['rate']:,.0f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | "
-            f"{row['p99_ms']:.1f} | {row['not_200']} | {len(request['queries'])} | "
+            f"{row['p99_ms']:.1f} | {row['not_200']} | {row['server_cpu_ms']:.2f} | "
+            f"{row['postgres_cpu_ms']:.2f} | {len(request['queries'])} | "
             f"{request['bytes'] / 1024:.1f} | {target.text()} | {verdict} |"
         )
     lines += [
