@@ -248,6 +248,27 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def plan_summary(document: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the facts the report shows about one `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)`.
+
+    `stream_seq_scan` is whether any node, however deep, reads the stream table in full.
+    """
+    top = document[0]
+    nodes = _nodes(top["Plan"])
+    return {
+        "top_node": top["Plan"]["Node Type"],
+        "relations": sorted({n["Relation Name"] for n in nodes if "Relation Name" in n}),
+        "seq_scans": sorted({n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"}),
+        "stream_seq_scan": any(
+            n["Node Type"] == "Seq Scan" and n.get("Relation Name") == STREAM_TABLE for n in nodes
+        ),
+        "execution_ms": top.get("Execution Time"),
+        "planning_ms": top.get("Planning Time"),
+        "shared_hit": top["Plan"].get("Shared Hit Blocks", 0),
+        "shared_read": top["Plan"].get("Shared Read Blocks", 0),
+    }
+
+
 def explain(spec: dict[str, Any]) -> dict[str, Any]:
     """Request each endpoint twice; EXPLAIN (ANALYZE, BUFFERS) the second request's SELECTs.
 
@@ -282,29 +303,8 @@ def explain(spec: dict[str, Any]) -> dict[str, Any]:
                     cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
                     text = "\n".join(row[0] for row in cursor.fetchall())
                 document = raw if isinstance(raw, list) else json.loads(raw)
-                top = document[0]
-                nodes = _nodes(top["Plan"])
                 queries.append(
-                    {
-                        "sql": sql,
-                        "explained": True,
-                        "top_node": top["Plan"]["Node Type"],
-                        "relations": sorted(
-                            {n["Relation Name"] for n in nodes if "Relation Name" in n}
-                        ),
-                        "seq_scans": sorted(
-                            {n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"}
-                        ),
-                        "stream_seq_scan": any(
-                            n["Node Type"] == "Seq Scan" and n.get("Relation Name") == STREAM_TABLE
-                            for n in nodes
-                        ),
-                        "execution_ms": top.get("Execution Time"),
-                        "planning_ms": top.get("Planning Time"),
-                        "shared_hit": top["Plan"].get("Shared Hit Blocks", 0),
-                        "shared_read": top["Plan"].get("Shared Read Blocks", 0),
-                        "plan": text,
-                    }
+                    {"sql": sql, "explained": True, **plan_summary(document), "plan": text}
                 )
             endpoints[name].append(
                 {
