@@ -203,8 +203,10 @@ def _measure(
     # CPU time per answer moves far less with neighbours than latency does: the figure to
     # compare before and after a change on a shared machine.
     answered = max(record["responses"], 1)
+    # A process that ends during the run (an autovacuum worker) takes its CPU time with it,
+    # so a group's figure can only be too low, never below zero.
     record["cpu_ms_per_request"] = {
-        group: round((after.ours[group] - used) * 1000 / answered, 3)
+        group: round(max(after.ours[group] - used, 0.0) * 1000 / answered, 3)
         for group, used in before.ours.items()
         if group in roots
     }
@@ -281,10 +283,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _short(sql: str) -> str:
-    """Return the table a query reads first, for the plans table."""
+    """Return the table a query's outermost FROM names, for the plans table."""
+    depth = 0
     words = sql.replace('"', "").split()
     for before, word in itertools.pairwise(words):
-        if before.upper() == "FROM":
+        depth += before.count("(") - before.count(")")
+        if depth == 0 and before.upper() == "FROM":
             return word
     return words[0] if words else ""
 
