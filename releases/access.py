@@ -46,7 +46,7 @@ def is_maintainer(user: Any) -> bool:
 def access_for(user: Any) -> Access:
     """Return what `user` (a person, a bot, or anonymous) may read and write."""
     if isinstance(user, BotUser):
-        names = frozenset(r.full_name for r in user.token.repositories.all())
+        names = user.repositories
         return Access(readable=names, writable=names if user.token.can_write else frozenset())
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return NOBODY

@@ -21,7 +21,7 @@ from config.schema import paginated
 from releases import policy as policy_module
 from releases import selectors, services
 from releases.access import Access, access_for
-from releases.models import Release, Repository
+from releases.models import Repository
 from releases.serializers import (
     CustomEventSerializer,
     PolicySerializer,
@@ -29,6 +29,8 @@ from releases.serializers import (
     StreamEventSerializer,
     entry_data,
     gate_data,
+    release_data,
+    stream_event_data,
 )
 
 API_HEADERS = ("Content-Type", "User-Agent", "Idempotency-Key")
@@ -67,13 +69,16 @@ class ShiplogAPIView(APIView):
         """Return what the caller may read and write."""
         return access_for(self.request.user)
 
-    def readable_release(self, owner: str, name: str, tag: str) -> Release:
-        """Return the release, or 404 whether it is missing or not the caller's to read."""
+    def readable_repository(self, owner: str, name: str, tag: str) -> str:
+        """Return `owner/name`, or 404 (as for a missing release) if the caller may not read it."""
         repository = f"{owner}/{name}"
-        release = selectors.release_get(repository=repository, tag=tag)
-        if release is None or not self.access().can_read(repository):
-            raise NotFound(f"no release {tag} of {repository} that this token may read")
-        return release
+        if not self.access().can_read(repository):
+            raise _no_release(repository, tag)
+        return repository
+
+
+def _no_release(repository: str, tag: str) -> NotFound:
+    return NotFound(f"no release {tag} of {repository} that this token may read")
 
 
 def _datetime_param(request: Request, name: str) -> Any:
@@ -120,7 +125,7 @@ class ReleaseListView(ShiplogAPIView):
         )
         pages = Pages()
         page = pages.paginate_queryset(releases, request, view=self)
-        return pages.get_paginated_response(ReleaseSerializer(page, many=True).data)
+        return pages.get_paginated_response([release_data(release) for release in page or []])
 
 
 class ReleaseDetailView(ShiplogAPIView):
@@ -135,11 +140,14 @@ class ReleaseDetailView(ShiplogAPIView):
     )
     def get(self, request: Request, owner: str, name: str, tag: str) -> Response:
         """Return a release, its state and its timeline across both platforms."""
-        detail = selectors.release_detail(self.readable_release(owner, name, tag))
+        repository = self.readable_repository(owner, name, tag)
+        timeline = selectors.release_timeline_get(repository=repository, tag=tag)
+        if timeline is None:
+            raise _no_release(repository, tag)
         return Response(
             {
-                "release": ReleaseSerializer(detail.release).data,
-                "timeline": [entry_data(e, detail.role(e)) for e in detail.entries],
+                "release": release_data(timeline.release),
+                "timeline": [entry_data(e, timeline.role(e)) for e in timeline.entries],
             }
         )
 
@@ -159,7 +167,10 @@ class GateView(ShiplogAPIView):
     )
     def get(self, request: Request, owner: str, name: str, tag: str) -> Response:
         """Answer "may this release deploy now?" under the repository's policy."""
-        detail = selectors.release_detail(self.readable_release(owner, name, tag))
+        repository = self.readable_repository(owner, name, tag)
+        detail = selectors.release_detail_get(repository=repository, tag=tag)
+        if detail is None:
+            raise _no_release(repository, tag)
         return Response(gate_data(detail))
 
 
@@ -184,7 +195,7 @@ class StreamView(ShiplogAPIView):
         """Return stream events in position order; follow with `after=<next_after>`."""
         after = _int_param(request, "after", 0, 0, 2**63 - 1)
         limit = _int_param(request, "limit", 50, 1, 500)
-        events = selectors.stream_page(
+        events = selectors.stream_page_rows(
             readable=self.access().readable,
             after=after,
             limit=limit,
@@ -194,8 +205,8 @@ class StreamView(ShiplogAPIView):
         )
         return Response(
             {
-                "events": StreamEventSerializer(events, many=True).data,
-                "next_after": events[-1].position if events else after,
+                "events": [stream_event_data(event) for event in events],
+                "next_after": events[-1]["position"] if events else after,
             }
         )
 

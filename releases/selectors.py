@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
+from releases import policy as policy_module
 from releases.encryption import UndecryptableSecret, decrypt
 from releases.ingest.circleci_api import EVENT_TYPE as API_EVENT_TYPE
 from releases.metrics import (
@@ -39,6 +42,7 @@ from releases.models import (
 from releases.policy import Policy
 from releases.projections import Entry, ReleaseView, derive
 
+logger = logging.getLogger(__name__)
 # The environment's default secret is tagged with this instead of a repository name.
 ENV_DEFAULT = ""
 
@@ -121,19 +125,25 @@ def release_get(*, repository: str, tag: str) -> Release | None:
 
 
 @dataclass(frozen=True)
-class ReleaseDetail:
-    """A release with its entries, its policy, and the state derived from them."""
+class ReleaseTimeline:
+    """A release with its entries in stream order and the policy that gives their roles."""
 
     release: Release
     entries: list[Entry]
     policy: Policy
-    view: ReleaseView
 
     def role(self, entry: Entry) -> str:
         """Return how the policy treats an entry: deploy, core, advisory, or ''."""
         if entry.kind not in {"job", "workflow_run"}:
             return ""
         return self.policy.role(entry.platform, entry.name, entry.workflow_name)
+
+
+@dataclass(frozen=True)
+class ReleaseDetail(ReleaseTimeline):
+    """A release with its entries, its policy, and the state derived from them."""
+
+    view: ReleaseView
 
 
 def link_retries(entries: list[Entry]) -> list[Entry]:
@@ -187,27 +197,63 @@ def _fast_rows(rows: QuerySet[Any, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
 
 
-def release_detail(release: Release) -> ReleaseDetail:
-    """Return a release with its timeline in stream order and its state under today's policy."""
-    from releases.projector import ENTRY_FIELDS, policies_for
+def _entries(release: Release) -> list[Entry]:
+    """Return a release's timeline entries in stream order, retries linked to their runs."""
+    from releases.projector import ENTRY_FIELDS
 
     rows = (
         TimelineEntry.objects.filter(release=release)
         .order_by("first_position", "entry_key")
         .values_list("entry_key", *ENTRY_FIELDS)
     )
-    entries = link_retries([Entry(*row) for row in _fast_rows(rows)])
+    return link_retries([Entry(*row) for row in _fast_rows(rows)])
+
+
+def release_detail(release: Release) -> ReleaseDetail:
+    """Return a release with its timeline in stream order and its state under today's policy."""
+    from releases.projector import policies_for
+
     policy = policies_for([release.repository])[release.repository]
     tagged = (
         KnownTag.objects.filter(repository=release.repository, tag=release.tag)
         .values_list("tagged_at", flat=True)
         .first()
     )
-    return ReleaseDetail(
-        release=release,
-        entries=entries,
-        policy=policy,
-        view=derive(release.ref_kind, entries, policy, tagged_at=tagged),
+    return _derived(ReleaseTimeline(release, _entries(release), policy), tagged)
+
+
+def _derived(timeline: ReleaseTimeline, tagged_at: datetime | None) -> ReleaseDetail:
+    view = derive(timeline.release.ref_kind, timeline.entries, timeline.policy, tagged_at=tagged_at)
+    return ReleaseDetail(timeline.release, timeline.entries, timeline.policy, view)
+
+
+@lru_cache(maxsize=32)
+def _parsed_policy(repository: str, document: str) -> Policy:
+    """Return a stored policy document parsed, the default if it no longer parses.
+
+    Parsing is pure, and the API reads the same few documents on every request.
+    """
+    try:
+        return policy_module.parse(document)
+    except policy_module.PolicyError:
+        logger.warning("stored policy for %s no longer parses; using defaults", repository)
+        return policy_module.DEFAULT_POLICY
+
+
+def _release_by_tag(repository: str, tag: str) -> Release | None:
+    """Return the release of `repository` at `tag` with its policy and tag time, in one query.
+
+    Annotated with `policy_document` (None without a stored policy) and `known_tagged_at`.
+    """
+    policy = DeployPolicy.objects.filter(repository__full_name=OuterRef("repository"))
+    known = KnownTag.objects.filter(repository=OuterRef("repository"), tag=OuterRef("tag"))
+    return (
+        Release.objects.filter(repository=repository, ref_key=f"tag:{tag}")
+        .annotate(
+            policy_document=Subquery(policy.values("document")[:1]),
+            known_tagged_at=Subquery(known.values("tagged_at")[:1]),
+        )
+        .first()
     )
 
 
@@ -274,6 +320,26 @@ def release_details(releases: Iterable[Release]) -> dict[int, ReleaseDetail]:
     return details
 
 
+def release_timeline_get(*, repository: str, tag: str) -> ReleaseTimeline | None:
+    """Return the release of `repository` at `tag` with its timeline, or None; two queries."""
+    release = _release_by_tag(repository, tag)
+    if release is None:
+        return None
+    document = release.policy_document  # type: ignore[attr-defined]
+    policy = (
+        policy_module.DEFAULT_POLICY if document is None else _parsed_policy(repository, document)
+    )
+    return ReleaseTimeline(release, _entries(release), policy)
+
+
+def release_detail_get(*, repository: str, tag: str) -> ReleaseDetail | None:
+    """Return the release of `repository` at `tag` as `release_detail` does, or None."""
+    timeline = release_timeline_get(repository=repository, tag=tag)
+    if timeline is None:
+        return None
+    return _derived(timeline, timeline.release.known_tagged_at)  # type: ignore[attr-defined]
+
+
 def stream_page(
     *,
     readable: frozenset[str] | None,
@@ -284,6 +350,25 @@ def stream_page(
     event_type: str | None = None,
 ) -> list[StreamEvent]:
     """Return up to `limit` stream events after position `after`, in position order."""
+    events = stream_page_query(
+        readable=readable,
+        after=after,
+        repository=repository,
+        source=source,
+        event_type=event_type,
+    )
+    return list(events.defer("body")[:limit])
+
+
+def stream_page_query(
+    *,
+    readable: frozenset[str] | None,
+    after: int,
+    repository: str | None,
+    source: str | None,
+    event_type: str | None,
+) -> QuerySet[StreamEvent]:
+    """Return the stream events after position `after` the caller may read, in order."""
     events = StreamEvent.objects.filter(position__gt=after).order_by("position")
     if readable is not None:
         events = events.filter(repository__in=readable)
@@ -293,7 +378,47 @@ def stream_page(
         events = events.filter(source=source)
     if event_type:
         events = events.filter(event_type=event_type)
-    return list(events.defer("body")[:limit])
+    return events
+
+
+STREAM_PAGE_FIELDS = (
+    "position",
+    "event_id",
+    "source",
+    "event_type",
+    "repository",
+    "sha",
+    "branch",
+    "tag",
+    "occurred_at",
+    "recorded_at",
+    "recognition",
+    "data",
+)
+
+
+def stream_page_rows(
+    *,
+    readable: frozenset[str] | None,
+    after: int = 0,
+    limit: int = 50,
+    repository: str | None = None,
+    source: str | None = None,
+    event_type: str | None = None,
+) -> list[dict[str, Any]]:
+    """Return what `stream_page` returns, as dicts of the API's fields, without models.
+
+    The same query and order, reading only the columns the API shows.
+    """
+    events = stream_page_query(
+        readable=readable,
+        after=after,
+        repository=repository,
+        source=source,
+        event_type=event_type,
+    )
+    rows = _fast_rows(events.values_list(*STREAM_PAGE_FIELDS)[:limit])
+    return [dict(zip(STREAM_PAGE_FIELDS, row, strict=True)) for row in rows]
 
 
 def ci_credential_token(*, repository: Repository, platform: str) -> str | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from releases.models import Release, StreamEvent
@@ -41,12 +43,62 @@ class ReleaseSerializer(serializers.ModelSerializer[Release]):
 
     def get_time_blocked_seconds(self, release: Release) -> float | None:
         """Return how long the release was (or is, so far) blocked."""
-        if release.blocked_at is None:
-            return None
-        end = release.unblocked_at or release.last_activity_at
-        if end is None or end < release.blocked_at:
-            return None
-        return (end - release.blocked_at).total_seconds()
+        return time_blocked_seconds(release)
+
+
+def _datetime(value: datetime | None) -> str | None:
+    """Return a date-time as DRF's DateTimeField shows it: ISO 8601, "Z" for UTC."""
+    if not value:
+        return None
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def release_data(release: Release) -> dict[str, Any]:
+    """Return what ReleaseSerializer returns for `release`, without its per-field machinery.
+
+    The timeline and the release list are read by bots on every poll.
+    """
+    return {
+        "repository": release.repository,
+        "name": release.name,
+        "ref_kind": release.ref_kind,
+        "tag": release.tag,
+        "branch": release.branch,
+        "sha": release.sha,
+        "state": release.state,
+        "flags": release.flag_list,
+        "blocking": release.blocking,
+        "started_at": _datetime(release.started_at),
+        "tagged_at": _datetime(release.tagged_at),
+        "first_deploy_started_at": _datetime(release.first_deploy_started_at),
+        "deployed_at": _datetime(release.deployed_at),
+        "blocked_at": _datetime(release.blocked_at),
+        "unblocked_at": _datetime(release.unblocked_at),
+        "time_blocked_seconds": time_blocked_seconds(release),
+        "last_activity_at": _datetime(release.last_activity_at),
+        "last_position": release.last_position,
+    }
+
+
+def time_blocked_seconds(release: Release) -> float | None:
+    """Return how long the release was (or is, so far) blocked."""
+    if release.blocked_at is None:
+        return None
+    end = release.unblocked_at or release.last_activity_at
+    if end is None or end < release.blocked_at:
+        return None
+    return (end - release.blocked_at).total_seconds()
+
+
+def stream_event_data(row: dict[str, Any]) -> dict[str, Any]:
+    """Return a row of `stream_page_rows` as StreamEventSerializer shows it."""
+    return {
+        **row,
+        "event_id": str(row["event_id"]),
+        "occurred_at": _datetime(row["occurred_at"]),
+        "recorded_at": _datetime(row["recorded_at"]),
+    }
 
 
 def entry_data(entry: Entry, role: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.runner import Suite
-from bench.suites import chaos, compare, ingest, lag, pages, parts, projection
+from bench.suites import api, chaos, compare, ingest, lag, pages, parts, projection
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
@@ -14,6 +14,7 @@ SUITES: dict[str, Suite] = {
         projection.SUITE,
         projection.POSTMORTEM,
         lag.SUITE,
+        api.SUITE,
         pages.SUITE,
     )
 }
