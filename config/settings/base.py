@@ -181,6 +181,8 @@ else:
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Kombu's default is ./control, relative to wherever a process happens to start.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 # The cache holds short-lived counts (failed logins) that every web process must share: Redis

@@ -35,7 +35,8 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, addr: str, demo_speed: float, no_demo: bool, **options: Any
     ) -> None:
-        settings.BROKER_DIR.joinpath("processed").mkdir(parents=True, exist_ok=True)
+        for folder in ("processed", "control"):
+            settings.BROKER_DIR.joinpath(folder).mkdir(parents=True, exist_ok=True)
         worker = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [
                 sys.executable,
