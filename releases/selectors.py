@@ -85,6 +85,22 @@ def repository_for_circleci_slug(slug: str) -> str:
     return found or ""
 
 
+def _narrowed(
+    queryset: QuerySet[Any],
+    *,
+    readable: frozenset[str] | None,
+    readable_field: str = "repository",
+    **lookups: Any,
+) -> QuerySet[Any]:
+    """Return `queryset` limited to the repositories the caller may read and to each lookup.
+
+    A lookup left blank (None, "" or 0) is a filter the caller did not ask for: it is skipped.
+    """
+    if readable is not None:
+        queryset = queryset.filter(**{f"{readable_field}__in": readable})
+    return queryset.filter(**{lookup: value for lookup, value in lookups.items() if value})
+
+
 def release_list(
     *,
     readable: frozenset[str] | None,
@@ -99,19 +115,16 @@ def release_list(
 
     `state` matches any state that applies (a release can be blocked and partially deployed).
     """
-    releases = Release.objects.order_by("-started_at", "-pk")
-    if readable is not None:
-        releases = releases.filter(repository__in=readable)
-    if repository:
-        releases = releases.filter(repository=repository)
+    releases = _narrowed(
+        Release.objects.order_by("-started_at", "-pk"),
+        readable=readable,
+        repository=repository,
+        started_at__gte=since,
+        started_at__lt=until,
+        ref_kind=ref_kind,
+    )
     if state:
         releases = releases.filter(Q(state=state) | Q(flags__contains=f",{state},"))
-    if since:
-        releases = releases.filter(started_at__gte=since)
-    if until:
-        releases = releases.filter(started_at__lt=until)
-    if ref_kind:
-        releases = releases.filter(ref_kind=ref_kind)
     if name_contains:
         releases = releases.filter(
             Q(tag__contains=name_contains) | Q(branch__contains=name_contains)
@@ -369,16 +382,13 @@ def stream_page_query(
     event_type: str | None,
 ) -> QuerySet[StreamEvent]:
     """Return the stream events after position `after` the caller may read, in order."""
-    events = StreamEvent.objects.filter(position__gt=after).order_by("position")
-    if readable is not None:
-        events = events.filter(repository__in=readable)
-    if repository:
-        events = events.filter(repository=repository)
-    if source:
-        events = events.filter(source=source)
-    if event_type:
-        events = events.filter(event_type=event_type)
-    return events
+    return _narrowed(
+        StreamEvent.objects.filter(position__gt=after).order_by("position"),
+        readable=readable,
+        repository=repository,
+        source=source,
+        event_type=event_type,
+    )
 
 
 STREAM_PAGE_FIELDS = (
@@ -518,9 +528,7 @@ IN_FLIGHT = ("running", "blocked", "partially_deployed", "pending", "failed")
 def repository_names(*, readable: frozenset[str] | None) -> list[str]:
     """Return the registered repositories the caller may read, by name."""
     names = Repository.objects.order_by("full_name").values_list("full_name", flat=True)
-    if readable is not None:
-        names = names.filter(full_name__in=readable)
-    return list(names)
+    return list(_narrowed(names, readable=readable, readable_field="full_name"))
 
 
 def release_by_ref(*, repository: str, ref_key: str) -> Release | None:
@@ -531,9 +539,7 @@ def release_by_ref(*, repository: str, ref_key: str) -> Release | None:
 def releases_in_flight(*, readable: frozenset[str] | None, limit: int = 12) -> list[Release]:
     """Return releases not yet deployed everywhere, most recently active first."""
     releases = Release.objects.filter(state__in=IN_FLIGHT).order_by("-started_at", "-pk")
-    if readable is not None:
-        releases = releases.filter(repository__in=readable)
-    return list(releases[:limit])
+    return list(_narrowed(releases, readable=readable)[:limit])
 
 
 def recent_deploys(*, readable: frozenset[str] | None, limit: int = 8) -> list[Release]:
@@ -541,9 +547,7 @@ def recent_deploys(*, readable: frozenset[str] | None, limit: int = 8) -> list[R
     releases = Release.objects.exclude(first_deploy_started_at=None).order_by(
         "-first_deploy_started_at", "-pk"
     )
-    if readable is not None:
-        releases = releases.filter(repository__in=readable)
-    return list(releases[:limit])
+    return list(_narrowed(releases, readable=readable)[:limit])
 
 
 @dataclass(frozen=True)
@@ -586,11 +590,8 @@ def dora_figures(
     from incidents.models import Incident  # incidents builds on releases, not the reverse
 
     since = now - timedelta(days=days)
-    releases = Release.objects.all()
-    incidents = Incident.objects.all()
-    if readable is not None:
-        releases = releases.filter(repository__in=readable)
-        incidents = incidents.filter(repository__in=readable)
+    releases = _narrowed(Release.objects.all(), readable=readable)
+    incidents = _narrowed(Incident.objects.all(), readable=readable)
     window = _release_facts(
         releases.filter(Q(started_at__gte=since) | Q(deployed_at__gte=since)), RELEASE_FACTS
     )
@@ -629,21 +630,16 @@ def stream_explorer(
     limit: int = 50,
 ) -> list[StreamEvent]:
     """Return up to `limit` stream events, newest first, below position `before` if given."""
-    events = StreamEvent.objects.order_by("-position")
-    if readable is not None:
-        events = events.filter(repository__in=readable)
-    if repository:
-        events = events.filter(repository=repository)
-    if source:
-        events = events.filter(source=source)
-    if event_type:
-        events = events.filter(event_type=event_type)
-    if since:
-        events = events.filter(occurred_at__gte=since)
-    if until:
-        events = events.filter(occurred_at__lt=until)
-    if before:
-        events = events.filter(position__lt=before)
+    events = _narrowed(
+        StreamEvent.objects.order_by("-position"),
+        readable=readable,
+        repository=repository,
+        source=source,
+        event_type=event_type,
+        occurred_at__gte=since,
+        occurred_at__lt=until,
+        position__lt=before,
+    )
     return list(events.defer("body", "headers", "prev_hash", "hash")[:limit])
 
 
