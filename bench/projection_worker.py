@@ -17,6 +17,7 @@ import statistics
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import django
@@ -52,6 +53,19 @@ def timed(what: Callable[[], Any]) -> tuple[Any, float, dict[str, float]]:
     result = what()
     elapsed = time.perf_counter() - started
     return result, elapsed, cpu.usage(before, cpu.sample(ROOTS))
+
+
+def reset_peak_rss() -> None:
+    """Start this process's peak resident size afresh (Linux: VmHWM := VmRSS)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_mb() -> float:
+    """Return this process's peak resident size since the last reset, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def seed(releases: int, *, first: int, one_release: bool = False) -> dict[str, Any]:
@@ -181,10 +195,12 @@ def projection(quick: bool) -> dict[str, Any]:
     }
     log(f"SQL fold: {total:,} events into {entries:,} groups in {seconds:.1f} s")
     cpu.wait_for_quiet(ROOTS, patience_s=30)
+    reset_peak_rss()
     count, seconds, usage = timed(projector.rebuild)
     out["rebuild"] = {
         "events": count,
         "seconds": round(seconds, 2),
+        "peak_rss_mb": peak_rss_mb(),
         "releases": Release.objects.count(),
         "entries": TimelineEntry.objects.count(),
         "cpu": usage,

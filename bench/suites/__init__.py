@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.runner import Suite
-from bench.suites import api, chaos, compare, ingest, lag, pages, parts, projection
+from bench.suites import api, chaos, compare, ingest, lag, pages, parts, projection, targets
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
@@ -16,6 +16,8 @@ SUITES: dict[str, Suite] = {
         lag.SUITE,
         api.SUITE,
         pages.SUITE,
+        # Last: it tabulates what the others just wrote.
+        targets.SUITE,
     )
 }
 # Run only when named (`python -m bench chaos`, `make chaos`): long, and it breaks things.

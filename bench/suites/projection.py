@@ -8,7 +8,6 @@ suite shares the worker: one release of 10,000 events, its incident and its post
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 from bench.runner import Options, Report, Suite
 from bench.server import REPO, RESULT_MARK, scratch_shiplog
 from bench.stream_seed import REPOSITORY
+from bench.suites.targets import catch_up_figures
 
 TARGETS = {
     "catch_up_per_s": 10_000,
@@ -62,6 +62,11 @@ def _others(usage: dict[str, float]) -> str:
     return f"{usage['others'] + usage['steal']:.0%}"
 
 
+def _peak(rebuild: dict[str, Any]) -> str:
+    peak = rebuild.get("peak_rss_mb")
+    return "" if peak is None else f"; peak RSS {peak:,.0f} MB (target < 300 MB)"
+
+
 def _yes(met: bool) -> str:
     return "met" if met else "**not met**"
 
@@ -70,16 +75,7 @@ def projection_markdown(r: dict[str, Any], machine: dict[str, Any], elapsed_s: f
     """Return the Markdown of the projection section."""
     rebuild, read, fold = r["rebuild"], r["read"], r["sql_fold"]
     rebuild_rate = rebuild["events"] / rebuild["seconds"]
-    plain = [c for c in r["catch_up"] if not c["detection"]]
-    detect = [c for c in r["catch_up"] if c["detection"]]
-    plain_s = statistics.median(c["seconds"] for c in plain)
-    detect_s = statistics.median(c["seconds"] for c in detect)
-    plain_rate = statistics.median(c["events"] / c["seconds"] for c in plain)
-    detect_rate = statistics.median(c["events"] / c["seconds"] for c in detect)
-    # Per event, so that batches of slightly different sizes compare.
-    share = (detect_s / statistics.median(c["events"] for c in detect)) / (
-        plain_s / statistics.median(c["events"] for c in plain)
-    ) - 1
+    plain_rate, detect_rate, share = catch_up_figures(r)
     api = r["api"]
     lines = [
         "## Projection: rebuild, catch-up, detection, and the APIs at a million events",
@@ -104,7 +100,8 @@ def projection_markdown(r: dict[str, Any], machine: dict[str, Any], elapsed_s: f
         f"| {fold['events']:,} | {fold['seconds']:.1f} s | {fold['events'] / fold['seconds']:,.0f} "
         f"| {_others(fold['cpu'])} | — |",
         f"| **rebuild** (`rebuild_projections`): {rebuild['releases']:,} releases, "
-        f"{rebuild['entries']:,} entries | {rebuild['events']:,} | {rebuild['seconds']:.1f} s "
+        f"{rebuild['entries']:,} entries{_peak(rebuild)} | {rebuild['events']:,} "
+        f"| {rebuild['seconds']:.1f} s "
         f"| {rebuild_rate:,.0f} | {_others(rebuild['cpu'])} "
         f"| < 60 s: {_yes(rebuild['seconds'] < TARGETS['rebuild_s'])} |",
     ]
