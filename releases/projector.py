@@ -9,8 +9,10 @@ idempotent.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,6 +44,7 @@ from releases.projections import (
     release_key,
     tag_facts,
 )
+from releases.roles import TRUNCATABLE
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -607,33 +610,7 @@ def refresh_releases(
             policies[release.repository],
             tagged_at=tagged.get((release.repository, release.tag)),
         )
-        release.state = view.state
-        release.flags = f",{','.join(view.flags)},"
-        release.blocking = [
-            {
-                "deploy": outcome.deploy.name,
-                "platform": outcome.deploy.platform,
-                "blocked_by": [
-                    {
-                        "job": b.job,
-                        "platform": b.platform,
-                        "conclusion": b.conclusion,
-                        "url": b.url,
-                        "role": b.role,
-                    }
-                    for b in outcome.blocked_by
-                ],
-            }
-            for outcome in view.blocking_chain
-        ]
-        release.started_at = view.started_at
-        release.tagged_at = view.tagged_at
-        release.first_deploy_started_at = view.first_deploy_started_at
-        release.deployed_at = view.deployed_at
-        release.blocked_at = view.blocked_at
-        release.unblocked_at = view.unblocked_at
-        release.last_activity_at = view.last_activity_at
-        release.last_position = max(entry.position for entry in entries)
+        _set_derived(release, view, entries)
         if details is not None:
             linked = link_retries(entries)
             if linked is not entries:
@@ -648,6 +625,37 @@ def refresh_releases(
     if empty:
         # A branch release whose entries all moved to a tag release no longer exists.
         Release.objects.filter(pk__in=empty).delete()
+
+
+def _set_derived(release: Release, view: Any, entries: Sequence[Entry]) -> None:
+    """Copy a release's derived state (`view`, from `entries`) onto the model."""
+    release.state = view.state
+    release.flags = f",{','.join(view.flags)},"
+    release.blocking = [
+        {
+            "deploy": outcome.deploy.name,
+            "platform": outcome.deploy.platform,
+            "blocked_by": [
+                {
+                    "job": b.job,
+                    "platform": b.platform,
+                    "conclusion": b.conclusion,
+                    "url": b.url,
+                    "role": b.role,
+                }
+                for b in outcome.blocked_by
+            ],
+        }
+        for outcome in view.blocking_chain
+    ]
+    release.started_at = view.started_at
+    release.tagged_at = view.tagged_at
+    release.first_deploy_started_at = view.first_deploy_started_at
+    release.deployed_at = view.deployed_at
+    release.blocked_at = view.blocked_at
+    release.unblocked_at = view.unblocked_at
+    release.last_activity_at = view.last_activity_at
+    release.last_position = max(entry.position for entry in entries)
 
 
 def catch_up(*, batch_size: int = 5000, max_batches: int | None = None, react: bool = True) -> int:
@@ -689,11 +697,14 @@ def catch_up(*, batch_size: int = 5000, max_batches: int | None = None, react: b
     return applied
 
 
-def rebuild(*, batch_size: int = 5000) -> int:
-    """Drop every projection and rebuild it from the whole stream.
+def rebuild(*, batch_size: int | None = None) -> int:
+    """Drop every projection and rebuild it from the whole stream; return the events read.
 
-    Reactions (detection) do not run: replaying history must not append to it.
+    Reactions (detection) do not run: replaying history must not append to it. On PostgreSQL
+    the stream is folded in one pass (`bulk_rebuild`); elsewhere it is caught up in batches.
     """
+    if postgres_fast_path():
+        return bulk_rebuild(chunk_size=batch_size or 20_000)
     with transaction.atomic():
         TimelineEntry.objects.all().delete()
         Release.objects.all().delete()
@@ -701,7 +712,219 @@ def rebuild(*, batch_size: int = 5000) -> int:
         for projection in projections:
             projection.reset()
         ProjectorCheckpoint.objects.update_or_create(name=NAME, defaults={"position": 0})
-    return catch_up(batch_size=batch_size, react=False)
+    return catch_up(batch_size=batch_size or 5000, react=False)
+
+
+_READ_ALL = (
+    "SELECT position, event_id::text, source, event_type, repository, sha, branch, tag, "
+    f"occurred_at, data::text FROM {StreamEvent._meta.db_table} ORDER BY position"
+)
+# The values of the normalised fields that entries keep and that repeat across entries.
+_SHARED_FIELDS = (
+    "platform",
+    "kind",
+    "name",
+    "workflow_name",
+    "status",
+    "conclusion",
+    "sha",
+    "branch",
+    "tag",
+    "pipeline_id",
+    "run_id",
+)
+_PROJECTION_TABLES = (_ENTRY_TABLE, Release._meta.db_table, KnownTag._meta.db_table)
+# The application's role may TRUNCATE exactly these (see `releases.roles`).
+assert set(_PROJECTION_TABLES) == set(TRUNCATABLE)
+
+
+def bulk_rebuild(*, chunk_size: int = 20_000) -> int:
+    """Rebuild the projections from the whole stream in one pass; return the events read.
+
+    PostgreSQL only. The same rules as `catch_up`, applied once: every delivery folded into
+    its entry and every tag fact merged in memory, then each entry placed by the tags known
+    at the end, each release derived once, and everything written with COPY. One
+    transaction: readers see the old projections until the new ones are complete.
+    """
+    with transaction.atomic():
+        ProjectorCheckpoint.objects.get_or_create(name=NAME)
+        # Wait for a running projector rather than rebuilding under it.
+        checkpoint = ProjectorCheckpoint.objects.select_for_update().get(name=NAME)
+        with connection.cursor() as cursor:
+            # TRUNCATE refuses a table with foreign key checks still pending in this
+            # transaction (Django defers them all): run them now, and defer again after.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"TRUNCATE {', '.join(_PROJECTION_TABLES)}")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        for projection in projections:
+            projection.reset()
+        # The fold makes millions of objects and no cycles: the collector would walk every
+        # one of them, again and again, as the fold grows.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            entries, facts, read, last = _fold_stream(chunk_size)
+            _copy_projections(entries, facts)
+        finally:
+            if collecting:
+                gc.enable()
+        checkpoint.position = last
+        checkpoint.save(update_fields=["position", "updated_at"])
+    return read
+
+
+def _fold_stream(
+    chunk_size: int,
+) -> tuple[dict[str, Entry], dict[tuple[str, str], TagFact], int, int]:
+    """Read the whole stream once; return its entries, tag facts, count and last position.
+
+    The other projections are fed each chunk as it is read, as `catch_up` feeds them.
+    """
+    import psycopg
+
+    entries: dict[str, Entry] = {}
+    facts: dict[tuple[str, str], TagFact] = {}
+    read = last = 0
+    # One copy of each repeated value (names, statuses, commits) rather than one per entry:
+    # the fold holds every entry of the stream at once.
+    shared = sys.intern
+    connection.ensure_connection()
+    # A server-side cursor: the stream is never held in memory, only its fold.
+    with psycopg.ServerCursor(connection.connection, "shiplog_rebuild") as cursor:
+        cursor.itersize = chunk_size
+        cursor.execute(_READ_ALL, binary=True)
+        while chunk := cursor.fetchmany(chunk_size):
+            rows: list[StreamRow] = []
+            for p, e, s, t, r, sha, b, tag, at, d in chunk:
+                data = _json(d)
+                for name in _SHARED_FIELDS:
+                    value = data.get(name)
+                    if value.__class__ is str:
+                        data[name] = shared(value)
+                rows.append(
+                    StreamRow(p, e, s, t, shared(r), shared(sha), shared(b), shared(tag), at, data)
+                )
+            for row in rows:
+                if not row.repository:
+                    continue
+                entry = entry_from_row(row)
+                if entry is not None:
+                    key = entry.entry_key
+                    existing = entries.get(key)
+                    entries[key] = entry if existing is None else merge(existing, entry)
+                for fact in tag_facts(row, entry):
+                    tag_key = (fact.repository, fact.tag)
+                    facts[tag_key] = merge_tag(facts.get(tag_key), fact)
+            for projection in projections:
+                projection.apply(rows)
+            read += len(rows)
+            last = rows[-1].position
+    return entries, facts, read, last
+
+
+def _copy_projections(entries: dict[str, Entry], facts: dict[tuple[str, str], TagFact]) -> None:
+    """Place the entries in releases by the final tags, derive the releases, COPY it all."""
+    repositories = {entry.repository for entry in entries.values()}
+    policies = policies_for(repositories)
+    tags: dict[str, dict[str, str]] = defaultdict(dict)
+    tags_by_sha: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for (repository, tag), fact in facts.items():
+        tags[repository][tag] = fact.sha
+        if fact.sha:
+            tags_by_sha[repository][fact.sha].append(tag)
+
+    members: dict[ReleaseKey, list[Entry]] = {}
+    placed: list[tuple[Entry, ReleaseKey | None]] = []
+    for entry in entries.values():
+        repository = entry.repository
+        key = release_key(
+            entry,
+            tags=tags[repository],
+            tags_by_sha=tags_by_sha[repository],
+            policy=policies[repository],
+        )
+        placed.append((entry, key))
+        if key is not None:
+            members.setdefault(key, []).append(entry)
+
+    # Ids in the order the incremental path would create them: by the release's first entry.
+    for group in members.values():
+        group.sort(key=_stream_order)
+    order = sorted(members, key=lambda k: _stream_order(members[k][0]))
+    ids = _reserve_ids(Release, len(order))
+    release_ids = dict(zip(order, ids, strict=True))
+    release_table = Release._meta.db_table
+    release_columns = ("id", "repository", "ref_kind", "ref_key", "tag", "branch", "sha")
+    with _binary_cursor() as cursor:
+        with cursor.copy(
+            f"COPY {release_table} ({', '.join(release_columns)}, "
+            f"{', '.join(c for c, _ in _RELEASE_COLUMNS)}) FROM STDIN"
+        ) as copy:
+            for key in order:
+                group = members[key]
+                tag = key.name if key.ref_kind == "tag" else ""
+                release = Release(
+                    repository=key.repository,
+                    ref_kind=key.ref_kind,
+                    ref_key=key.ref_key,
+                    tag=tag,
+                    branch=key.name if key.ref_kind == "branch" else "",
+                    sha=key.sha,
+                )
+                known = facts.get((key.repository, tag)) if tag else None
+                view = derive(
+                    key.ref_kind,
+                    group,
+                    policies[key.repository],
+                    tagged_at=known.tagged_at if known is not None else None,
+                )
+                _set_derived(release, view, group)
+                copy.write_row(
+                    (
+                        release_ids[key],
+                        release.repository,
+                        release.ref_kind,
+                        release.ref_key,
+                        release.tag,
+                        release.branch,
+                        release.sha,
+                        *(
+                            orjson.dumps(release.blocking).decode()
+                            if name == "blocking"
+                            else getattr(release, name)
+                            for name in _RELEASE_FIELDS
+                        ),
+                    )
+                )
+        members.clear()
+        with cursor.copy(
+            f"COPY {_ENTRY_TABLE} ({', '.join(c for c, _ in _ENTRY_COLUMNS)}) FROM STDIN"
+        ) as copy:
+            fields = [name for name in ENTRY_FIELDS if name != "extra"]
+            extra_at = ENTRY_FIELDS.index("extra")
+            for entry, key in placed:
+                values = [getattr(entry, name) for name in fields]
+                values.insert(extra_at, orjson.dumps(dict(entry.extra)).decode())
+                copy.write_row(
+                    (entry.entry_key, release_ids[key] if key is not None else None, *values)
+                )
+        with cursor.copy(
+            f"COPY {KnownTag._meta.db_table} (repository, tag, sha, rank, tagged_at) FROM STDIN"
+        ) as copy:
+            for fact in facts.values():
+                copy.write_row((fact.repository, fact.tag, fact.sha, fact.rank, fact.tagged_at))
+
+
+def _reserve_ids(model: type[Model], count: int) -> list[int]:
+    """Return `count` fresh ids from the sequence behind `model`'s primary key."""
+    if not count:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [model._meta.db_table, model._meta.pk.column, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def checkpoint_position() -> int:
