@@ -10,13 +10,14 @@ idempotent.
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import logging
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import orjson
 from django.db import connection, transaction
@@ -704,7 +705,7 @@ def rebuild(*, batch_size: int | None = None) -> int:
     the stream is folded in one pass (`bulk_rebuild`); elsewhere it is caught up in batches.
     """
     if postgres_fast_path():
-        return bulk_rebuild(chunk_size=batch_size or 20_000)
+        return bulk_rebuild(chunk_size=batch_size or 5_000)
     with transaction.atomic():
         TimelineEntry.objects.all().delete()
         Release.objects.all().delete()
@@ -738,13 +739,17 @@ _PROJECTION_TABLES = (_ENTRY_TABLE, Release._meta.db_table, KnownTag._meta.db_ta
 assert set(_PROJECTION_TABLES) == set(TRUNCATABLE)
 
 
-def bulk_rebuild(*, chunk_size: int = 20_000) -> int:
+def bulk_rebuild(*, chunk_size: int = 5_000, max_held: int = 60_000) -> int:
     """Rebuild the projections from the whole stream in one pass; return the events read.
 
     PostgreSQL only. The same rules as `catch_up`, applied once: every delivery folded into
     its entry and every tag fact merged in memory, then each entry placed by the tags known
     at the end, each release derived once, and everything written with COPY. One
     transaction: readers see the old projections until the new ones are complete.
+
+    At most `max_held` entries stay in memory: beyond that, the least recently delivered
+    are set aside in a temporary table, and the entries are then merged, placed and
+    derived from it in order, a key and then a release at a time (`_copy_spilled`).
     """
     with transaction.atomic():
         ProjectorCheckpoint.objects.get_or_create(name=NAME)
@@ -763,8 +768,14 @@ def bulk_rebuild(*, chunk_size: int = 20_000) -> int:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            entries, facts, read, last = _fold_stream(chunk_size)
-            _copy_projections(entries, facts)
+            entries, facts, read, last, spilled = _fold_stream(chunk_size, max_held)
+            if spilled:
+                _spill(list(entries.values()))
+                entries.clear()
+                _copy_spilled(facts)
+            else:
+                _copy_projections(entries, facts)
+            _copy_tags(facts)
         finally:
             if collecting:
                 gc.enable()
@@ -774,17 +785,20 @@ def bulk_rebuild(*, chunk_size: int = 20_000) -> int:
 
 
 def _fold_stream(
-    chunk_size: int,
-) -> tuple[dict[str, Entry], dict[tuple[str, str], TagFact], int, int]:
+    chunk_size: int, max_held: int
+) -> tuple[dict[str, Entry], dict[tuple[str, str], TagFact], int, int, bool]:
     """Read the whole stream once; return its entries, tag facts, count and last position.
 
-    The other projections are fed each chunk as it is read, as `catch_up` feeds them.
+    The last value says whether entries were set aside (`_spill`): the entries returned are
+    then only those still held. The other projections are fed each chunk as it is read, as
+    `catch_up` feeds them.
     """
     import psycopg
 
     entries: dict[str, Entry] = {}
     facts: dict[tuple[str, str], TagFact] = {}
     read = last = 0
+    spilled = False
     # One copy of each repeated value (names, statuses, commits) rather than one per entry:
     # the fold holds every entry of the stream at once.
     shared = sys.intern
@@ -810,7 +824,8 @@ def _fold_stream(
                 entry = entry_from_row(row)
                 if entry is not None:
                     key = entry.entry_key
-                    existing = entries.get(key)
+                    existing = entries.pop(key, None)
+                    # Re-inserted, so the dict's order is the order of last delivery.
                     entries[key] = entry if existing is None else merge(existing, entry)
                 for fact in tag_facts(row, entry):
                     tag_key = (fact.repository, fact.tag)
@@ -819,19 +834,21 @@ def _fold_stream(
                 projection.apply(rows)
             read += len(rows)
             last = rows[-1].position
-    return entries, facts, read, last
+            if len(entries) > max_held:
+                # Deliveries of one entry come close together: the entries delivered
+                # least recently are the least likely to see another.
+                cold = list(itertools.islice(entries, len(entries) - max_held // 2))
+                # The server cursor must not be mid-fetch while COPY runs: it is not.
+                _spill([entries.pop(key) for key in cold])
+                spilled = True
+    return entries, facts, read, last, spilled
 
 
 def _copy_projections(entries: dict[str, Entry], facts: dict[tuple[str, str], TagFact]) -> None:
     """Place the entries in releases by the final tags, derive the releases, COPY it all."""
     repositories = {entry.repository for entry in entries.values()}
     policies = policies_for(repositories)
-    tags: dict[str, dict[str, str]] = defaultdict(dict)
-    tags_by_sha: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for (repository, tag), fact in facts.items():
-        tags[repository][tag] = fact.sha
-        if fact.sha:
-            tags_by_sha[repository][fact.sha].append(tag)
+    tags, tags_by_sha = _tag_maps(facts)
 
     members: dict[ReleaseKey, list[Entry]] = {}
     placed: list[tuple[Entry, ReleaseKey | None]] = []
@@ -851,68 +868,244 @@ def _copy_projections(entries: dict[str, Entry], facts: dict[tuple[str, str], Ta
     for group in members.values():
         group.sort(key=_stream_order)
     order = sorted(members, key=lambda k: _stream_order(members[k][0]))
-    ids = _reserve_ids(Release, len(order))
-    release_ids = dict(zip(order, ids, strict=True))
-    release_table = Release._meta.db_table
-    release_columns = ("id", "repository", "ref_kind", "ref_key", "tag", "branch", "sha")
-    with _binary_cursor() as cursor:
-        with cursor.copy(
-            f"COPY {release_table} ({', '.join(release_columns)}, "
-            f"{', '.join(c for c, _ in _RELEASE_COLUMNS)}) FROM STDIN"
-        ) as copy:
-            for key in order:
-                group = members[key]
-                tag = key.name if key.ref_kind == "tag" else ""
-                release = Release(
-                    repository=key.repository,
-                    ref_kind=key.ref_kind,
-                    ref_key=key.ref_key,
-                    tag=tag,
-                    branch=key.name if key.ref_kind == "branch" else "",
-                    sha=key.sha,
-                )
-                known = facts.get((key.repository, tag)) if tag else None
-                view = derive(
-                    key.ref_kind,
-                    group,
-                    policies[key.repository],
-                    tagged_at=known.tagged_at if known is not None else None,
-                )
-                _set_derived(release, view, group)
-                copy.write_row(
-                    (
-                        release_ids[key],
-                        release.repository,
-                        release.ref_kind,
-                        release.ref_key,
-                        release.tag,
-                        release.branch,
-                        release.sha,
-                        *(
-                            orjson.dumps(release.blocking).decode()
-                            if name == "blocking"
-                            else getattr(release, name)
-                            for name in _RELEASE_FIELDS
-                        ),
-                    )
-                )
-        members.clear()
-        with cursor.copy(
-            f"COPY {_ENTRY_TABLE} ({', '.join(c for c, _ in _ENTRY_COLUMNS)}) FROM STDIN"
-        ) as copy:
-            fields = [name for name in ENTRY_FIELDS if name != "extra"]
-            extra_at = ENTRY_FIELDS.index("extra")
-            for entry, key in placed:
-                values = [getattr(entry, name) for name in fields]
-                values.insert(extra_at, orjson.dumps(dict(entry.extra)).decode())
-                copy.write_row(
-                    (entry.entry_key, release_ids[key] if key is not None else None, *values)
-                )
-        with cursor.copy(
+    release_ids = dict(zip(order, _reserve_ids(Release, len(order)), strict=True))
+    with _binary_cursor() as cursor, cursor.copy(_COPY_RELEASES) as copy:
+        for key in order:
+            copy.write_row(_release_row(release_ids[key], key, members[key], policies, facts))
+    members.clear()
+    _copy_entries(
+        [_entry_values(entry, release_ids[key] if key else None) for entry, key in placed]
+    )
+
+
+def _copy_tags(facts: dict[tuple[str, str], TagFact]) -> None:
+    with (
+        _binary_cursor() as cursor,
+        cursor.copy(
             f"COPY {KnownTag._meta.db_table} (repository, tag, sha, rank, tagged_at) FROM STDIN"
-        ) as copy:
-            for fact in facts.values():
-                copy.write_row((fact.repository, fact.tag, fact.sha, fact.rank, fact.tagged_at))
+        ) as copy,
+    ):
+        for fact in facts.values():
+            copy.write_row((fact.repository, fact.tag, fact.sha, fact.rank, fact.tagged_at))
+
+
+def _tag_maps(
+    facts: Mapping[tuple[str, str], TagFact],
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
+    """Return every known tag's commit, and the tags at each commit, by repository."""
+    tags: dict[str, dict[str, str]] = defaultdict(dict)
+    tags_by_sha: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for (repository, tag), fact in facts.items():
+        tags[repository][tag] = fact.sha
+        if fact.sha:
+            tags_by_sha[repository][fact.sha].append(tag)
+    return tags, tags_by_sha
+
+
+_SPILL_TABLE = "shiplog_rebuild_entries"
+_ENTRY_SELECT = ", ".join(
+    f"{column}::text" if name == "extra" else column
+    for name, (column, _) in zip(
+        ("entry_key", *ENTRY_FIELDS),
+        _columns(TimelineEntry, ("entry_key", *ENTRY_FIELDS)),
+        strict=True,
+    )
+)
+_EXTRA_AT = 1 + ENTRY_FIELDS.index("extra")
+
+
+def _spill(entries: Sequence[Entry]) -> None:
+    """Set these (partly merged) entries aside in a temporary table, created on first use."""
+    with _binary_cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_SPILL_TABLE} ON COMMIT DROP AS "
+            f"SELECT {_ENTRY_SELECT.replace('::text', '')} FROM {_ENTRY_TABLE} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {_SPILL_TABLE} FROM STDIN") as copy:
+            for entry in entries:
+                copy.write_row(_entry_values(entry))
+
+
+def _entry_values(entry: Entry, *release: int | None) -> tuple[Any, ...]:
+    """Return an entry's column values, as `_ENTRY_SELECT` reads them (extra as JSON text).
+
+    After entry_key comes the release's id, if given.
+    """
+    values: list[Any] = [entry.entry_key, *release]
+    for name in ENTRY_FIELDS:
+        value = getattr(entry, name)
+        values.append(orjson.dumps(dict(value)).decode() if name == "extra" else value)
+    return tuple(values)
+
+
+def _read_entries(query: str, chunk_size: int, name: str) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield the (extra value, Entry) rows of `query` in chunks, from a server-side cursor."""
+    import psycopg
+    from psycopg.types.datetime import TimestamptzLoader
+
+    connection.ensure_connection()
+    with psycopg.ServerCursor(connection.connection, name) as cursor:
+        # Timestamps as psycopg reads them (in UTC here), not through Django's loader.
+        cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+        cursor.execute(query)
+        while chunk := cursor.fetchmany(chunk_size):
+            yield chunk
+
+
+class _Whereabouts(NamedTuple):
+    """The fields of an entry that `release_key` reads."""
+
+    repository: str
+    tag: str
+    branch: str
+    sha: str
+
+
+_WHEREABOUTS_AT = tuple(1 + ENTRY_FIELDS.index(name) for name in _Whereabouts._fields)
+
+
+def _entry_from_values(row: Sequence[Any], start: int = 0) -> Entry:
+    values = list(row[start:])
+    values[_EXTRA_AT] = orjson.loads(values[_EXTRA_AT])
+    return Entry(*values)
+
+
+def _copy_spilled(facts: dict[tuple[str, str], TagFact], chunk_size: int = 20_000) -> None:
+    """Merge, place and store the set-aside entries, then derive and store their releases.
+
+    Two ordered reads keep memory bounded: the entries by key, so the parts of each one
+    come together, then the stored entries by release, one release at a time.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT repository FROM {_SPILL_TABLE}")
+        policies = policies_for([row[0] for row in cursor.fetchall()])
+    tags, tags_by_sha = _tag_maps(facts)
+    release_ids: dict[ReleaseKey, int] = {}
+    spare: list[int] = []
+
+    def place(values: Sequence[Any]) -> tuple[Any, ...]:
+        """Return an entry's row for `_copy_entries`, from its `_ENTRY_SELECT` values."""
+        where = _Whereabouts(*(values[i] for i in _WHEREABOUTS_AT))
+        repository = where.repository
+        key = release_key(
+            cast(Entry, where),
+            tags=tags[repository],
+            tags_by_sha=tags_by_sha[repository],
+            policy=policies[repository],
+        )
+        release_id = None if key is None else release_ids.get(key)
+        if key is not None and release_id is None:
+            if not spare:
+                spare.extend(reversed(_reserve_ids(Release, 1000)))
+            release_id = release_ids[key] = spare.pop()
+        return (values[0], release_id, *values[1:])
+
+    # Most entries were set aside whole: their rows go back as they came, untouched. Only
+    # an entry set aside in parts is decoded, merged and encoded again.
+    held: Sequence[Any] | None = None
+    merged: Entry | None = None
+    for chunk in _read_entries(
+        f'SELECT {_ENTRY_SELECT} FROM {_SPILL_TABLE} ORDER BY entry_key COLLATE "C"',
+        chunk_size,
+        "shiplog_rebuild_spilled",
+    ):
+        placed: list[tuple[Any, ...]] = []
+        for row in chunk:
+            if held is not None and held[0] == row[0]:
+                merged = merge(merged or _entry_from_values(held), _entry_from_values(row))
+                continue
+            if held is not None:
+                placed.append(place(held if merged is None else _entry_values(merged)))
+            held, merged = row, None
+        _copy_entries(placed)
+    if held is not None:
+        _copy_entries([place(held if merged is None else _entry_values(merged))])
+
+    keys = {release_id: key for key, release_id in release_ids.items()}
+    rows: list[tuple[Any, ...]] = []
+    group: list[Entry] = []
+    group_id: int | None = None
+    for chunk in _read_entries(
+        f"SELECT release_id, {_ENTRY_SELECT} FROM {_ENTRY_TABLE} "
+        'WHERE release_id IS NOT NULL ORDER BY release_id, first_position, entry_key COLLATE "C"',
+        chunk_size,
+        "shiplog_rebuild_placed",
+    ):
+        for row in chunk:
+            if row[0] != group_id:
+                if group_id is not None:
+                    rows.append(_release_row(group_id, keys[group_id], group, policies, facts))
+                group, group_id = [], row[0]
+            group.append(_entry_from_values(row, 1))
+    if group_id is not None:
+        rows.append(_release_row(group_id, keys[group_id], group, policies, facts))
+    with _binary_cursor() as cursor, cursor.copy(_COPY_RELEASES) as copy:
+        for values in rows:
+            copy.write_row(values)
+
+
+def _copy_entries(rows: Sequence[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    with (
+        _binary_cursor() as cursor,
+        cursor.copy(
+            f"COPY {_ENTRY_TABLE} ({', '.join(c for c, _ in _ENTRY_COLUMNS)}) FROM STDIN"
+        ) as copy,
+    ):
+        for values in rows:
+            copy.write_row(values)
+
+
+_RELEASE_KEY_COLUMNS = ("id", "repository", "ref_kind", "ref_key", "tag", "branch", "sha")
+_COPY_RELEASES = (
+    f"COPY {Release._meta.db_table} ({', '.join(_RELEASE_KEY_COLUMNS)}, "
+    f"{', '.join(c for c, _ in _RELEASE_COLUMNS)}) FROM STDIN"
+)
+
+
+def _release_row(
+    release_id: int,
+    key: ReleaseKey,
+    entries: list[Entry],
+    policies: Mapping[str, Policy],
+    facts: Mapping[tuple[str, str], TagFact],
+) -> tuple[Any, ...]:
+    """Derive a release from its entries; return its row for `_COPY_RELEASES`."""
+    # The stream's order, as Python compares keys (the database's collation may not).
+    entries.sort(key=_stream_order)
+    tag = key.name if key.ref_kind == "tag" else ""
+    release = Release(
+        repository=key.repository,
+        ref_kind=key.ref_kind,
+        ref_key=key.ref_key,
+        tag=tag,
+        branch=key.name if key.ref_kind == "branch" else "",
+        sha=key.sha,
+    )
+    known = facts.get((key.repository, tag)) if tag else None
+    view = derive(
+        key.ref_kind,
+        entries,
+        policies[key.repository],
+        tagged_at=known.tagged_at if known is not None else None,
+    )
+    _set_derived(release, view, entries)
+    return (
+        release_id,
+        release.repository,
+        release.ref_kind,
+        release.ref_key,
+        release.tag,
+        release.branch,
+        release.sha,
+        *(
+            orjson.dumps(release.blocking).decode()
+            if name == "blocking"
+            else getattr(release, name)
+            for name in _RELEASE_FIELDS
+        ),
+    )
 
 
 def _reserve_ids(model: type[Model], count: int) -> list[int]:

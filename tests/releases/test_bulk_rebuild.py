@@ -83,6 +83,10 @@ def _assert_bulk_equals_incremental() -> None:
     assert read == StreamEvent.objects.count()
     assert _state() == incremental
     assert projector.checkpoint_position() == _last_position()
+    # Entries set aside in a temporary table, when more arrive than memory may hold.
+    projector.bulk_rebuild(chunk_size=3, max_held=2)
+    assert _state() == incremental
+    assert projector.checkpoint_position() == _last_position()
     # A rebuild of a rebuild changes nothing.
     projector.bulk_rebuild()
     assert _state() == incremental
