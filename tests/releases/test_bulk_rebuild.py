@@ -231,3 +231,32 @@ def test_rebuild_takes_the_bulk_path_on_postgresql(pyodide, monkeypatch):
     monkeypatch.setattr(projector, "portable_only", True)
     projector.rebuild()
     assert called == [1]
+
+
+@pytest.mark.parametrize("incoming_wins", [True, False])
+def test_merge_keeps_every_field_of_the_winner(incoming_wins):
+    """`merge` spells out every field: a field added to Entry must not fall back to its default."""
+    from dataclasses import fields, replace
+    from datetime import UTC, datetime
+
+    from releases.projections import Entry, merge
+
+    def full(rank: str, position: int, text: str) -> Entry:
+        values: dict[str, Any] = {}
+        for item in fields(Entry):
+            numbers = {"attempt", "pipeline_number", "job_number", "position", "first_position"}
+            if item.name in numbers:
+                values[item.name] = position
+            elif item.name.endswith("_at"):
+                values[item.name] = datetime(2024, 1, position, tzinfo=UTC)
+            elif item.name == "extra":
+                values[item.name] = {text: position}
+            elif item.name == "rank":
+                values[item.name] = rank
+            else:
+                values[item.name] = f"{item.name}-{text}"
+        return Entry(**values)
+
+    high, low = full("2", 2, "high"), full("1", 1, "low")
+    incoming, existing = (high, low) if incoming_wins else (low, high)
+    assert merge(existing, incoming) == replace(high, extra={"low": 1, "high": 2}, first_position=1)
