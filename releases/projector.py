@@ -13,8 +13,6 @@ import gc
 import itertools
 import json
 import logging
-import operator
-import pickle
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -917,23 +915,15 @@ _EXTRA_AT = 1 + ENTRY_FIELDS.index("extra")
 
 
 def _spill(entries: Sequence[Entry]) -> None:
-    """Set these (partly merged) entries aside in a temporary table, created on first use.
-
-    Each goes as its key and its pickled values, in binary: they only come back to this
-    process, and pickling costs a fraction of COPY's conversion of every column.
-    """
+    """Set these (partly merged) entries aside in a temporary table, created on first use."""
     with _binary_cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_SPILL_TABLE} "
-            "(entry_key text NOT NULL, entry bytea NOT NULL) ON COMMIT DROP"
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_SPILL_TABLE} ON COMMIT DROP AS "
+            f"SELECT {_ENTRY_SELECT.replace('::text', '')} FROM {_ENTRY_TABLE} WITH NO DATA"
         )
-        with cursor.copy(f"COPY {_SPILL_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["text", "bytea"])
+        with cursor.copy(f"COPY {_SPILL_TABLE} FROM STDIN") as copy:
             for entry in entries:
-                copy.write_row((entry.entry_key, pickle.dumps(_entry_fields(entry), -1)))
-
-
-_entry_fields = operator.attrgetter(*ENTRY_FIELDS)
+                copy.write_row(_entry_values(entry))
 
 
 def _entry_values(entry: Entry, *release: int | None) -> tuple[Any, ...]:
@@ -948,9 +938,7 @@ def _entry_values(entry: Entry, *release: int | None) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def _read_entries(
-    query: str, chunk_size: int, name: str, *, binary: bool = False
-) -> Iterator[list[tuple[Any, ...]]]:
+def _read_entries(query: str, chunk_size: int, name: str) -> Iterator[list[tuple[Any, ...]]]:
     """Yield the (extra value, Entry) rows of `query` in chunks, from a server-side cursor."""
     import psycopg
     from psycopg.types.datetime import TimestamptzLoader
@@ -959,7 +947,7 @@ def _read_entries(
     with psycopg.ServerCursor(connection.connection, name) as cursor:
         # Timestamps as psycopg reads them (in UTC here), not through Django's loader.
         cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-        cursor.execute(query, binary=binary)
+        cursor.execute(query)
         while chunk := cursor.fetchmany(chunk_size):
             yield chunk
 
@@ -973,7 +961,7 @@ class _Whereabouts(NamedTuple):
     sha: str
 
 
-_WHEREABOUTS_AT = tuple(ENTRY_FIELDS.index(name) for name in _Whereabouts._fields)
+_WHEREABOUTS_AT = tuple(1 + ENTRY_FIELDS.index(name) for name in _Whereabouts._fields)
 
 
 def _entry_from_values(row: Sequence[Any], start: int = 0) -> Entry:
@@ -988,17 +976,17 @@ def _copy_spilled(facts: dict[tuple[str, str], TagFact], chunk_size: int = 20_00
     Two ordered reads keep memory bounded: the entries by key, so the parts of each one
     come together, then the stored entries by release, one release at a time.
     """
-    policies: dict[str, Policy] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT repository FROM {_SPILL_TABLE}")
+        policies = policies_for([row[0] for row in cursor.fetchall()])
     tags, tags_by_sha = _tag_maps(facts)
     release_ids: dict[ReleaseKey, int] = {}
     spare: list[int] = []
 
-    def place(entry_key: str, values: Sequence[Any]) -> tuple[Any, ...]:
-        """Return an entry's row for `_copy_entries`, from its key and its other fields."""
+    def place(values: Sequence[Any]) -> tuple[Any, ...]:
+        """Return an entry's row for `_copy_entries`, from its `_ENTRY_SELECT` values."""
         where = _Whereabouts(*(values[i] for i in _WHEREABOUTS_AT))
         repository = where.repository
-        if repository not in policies:
-            policies.update(policies_for([repository]))
         key = release_key(
             cast(Entry, where),
             tags=tags[repository],
@@ -1010,33 +998,28 @@ def _copy_spilled(facts: dict[tuple[str, str], TagFact], chunk_size: int = 20_00
             if not spare:
                 spare.extend(reversed(_reserve_ids(Release, 1000)))
             release_id = release_ids[key] = spare.pop()
-        row = [entry_key, release_id, *values]
-        row[_EXTRA_AT + 1] = orjson.dumps(dict(row[_EXTRA_AT + 1])).decode()
-        return tuple(row)
+        return (values[0], release_id, *values[1:])
 
-    # An entry set aside in parts comes back as consecutive rows, merged here.
-    held_key: str | None = None
-    held: Sequence[Any] = ()
+    # Most entries were set aside whole: their rows go back as they came, untouched. Only
+    # an entry set aside in parts is decoded, merged and encoded again.
+    held: Sequence[Any] | None = None
+    merged: Entry | None = None
     for chunk in _read_entries(
-        f'SELECT entry_key, entry FROM {_SPILL_TABLE} ORDER BY entry_key COLLATE "C"',
+        f'SELECT {_ENTRY_SELECT} FROM {_SPILL_TABLE} ORDER BY entry_key COLLATE "C"',
         chunk_size,
         "shiplog_rebuild_spilled",
-        binary=True,
     ):
         placed: list[tuple[Any, ...]] = []
-        for entry_key, blob in chunk:
-            # Safe to unpickle: `_spill` wrote it, to a table no other session can see.
-            values = pickle.loads(blob)  # noqa: S301
-            if entry_key == held_key:
-                merged = merge(Entry(entry_key, *held), Entry(entry_key, *values))
-                held = _entry_fields(merged)
+        for row in chunk:
+            if held is not None and held[0] == row[0]:
+                merged = merge(merged or _entry_from_values(held), _entry_from_values(row))
                 continue
-            if held_key is not None:
-                placed.append(place(held_key, held))
-            held_key, held = entry_key, values
+            if held is not None:
+                placed.append(place(held if merged is None else _entry_values(merged)))
+            held, merged = row, None
         _copy_entries(placed)
-    if held_key is not None:
-        _copy_entries([place(held_key, held)])
+    if held is not None:
+        _copy_entries([place(held if merged is None else _entry_values(merged))])
 
     keys = {release_id: key for key, release_id in release_ids.items()}
     rows: list[tuple[Any, ...]] = []
