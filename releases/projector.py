@@ -9,12 +9,15 @@ idempotent.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import json
 import logging
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import orjson
 from django.db import connection, transaction
@@ -42,6 +45,7 @@ from releases.projections import (
     release_key,
     tag_facts,
 )
+from releases.roles import TRUNCATABLE
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -607,33 +611,7 @@ def refresh_releases(
             policies[release.repository],
             tagged_at=tagged.get((release.repository, release.tag)),
         )
-        release.state = view.state
-        release.flags = f",{','.join(view.flags)},"
-        release.blocking = [
-            {
-                "deploy": outcome.deploy.name,
-                "platform": outcome.deploy.platform,
-                "blocked_by": [
-                    {
-                        "job": b.job,
-                        "platform": b.platform,
-                        "conclusion": b.conclusion,
-                        "url": b.url,
-                        "role": b.role,
-                    }
-                    for b in outcome.blocked_by
-                ],
-            }
-            for outcome in view.blocking_chain
-        ]
-        release.started_at = view.started_at
-        release.tagged_at = view.tagged_at
-        release.first_deploy_started_at = view.first_deploy_started_at
-        release.deployed_at = view.deployed_at
-        release.blocked_at = view.blocked_at
-        release.unblocked_at = view.unblocked_at
-        release.last_activity_at = view.last_activity_at
-        release.last_position = max(entry.position for entry in entries)
+        _set_derived(release, view, entries)
         if details is not None:
             linked = link_retries(entries)
             if linked is not entries:
@@ -648,6 +626,37 @@ def refresh_releases(
     if empty:
         # A branch release whose entries all moved to a tag release no longer exists.
         Release.objects.filter(pk__in=empty).delete()
+
+
+def _set_derived(release: Release, view: Any, entries: Sequence[Entry]) -> None:
+    """Copy a release's derived state (`view`, from `entries`) onto the model."""
+    release.state = view.state
+    release.flags = f",{','.join(view.flags)},"
+    release.blocking = [
+        {
+            "deploy": outcome.deploy.name,
+            "platform": outcome.deploy.platform,
+            "blocked_by": [
+                {
+                    "job": b.job,
+                    "platform": b.platform,
+                    "conclusion": b.conclusion,
+                    "url": b.url,
+                    "role": b.role,
+                }
+                for b in outcome.blocked_by
+            ],
+        }
+        for outcome in view.blocking_chain
+    ]
+    release.started_at = view.started_at
+    release.tagged_at = view.tagged_at
+    release.first_deploy_started_at = view.first_deploy_started_at
+    release.deployed_at = view.deployed_at
+    release.blocked_at = view.blocked_at
+    release.unblocked_at = view.unblocked_at
+    release.last_activity_at = view.last_activity_at
+    release.last_position = max(entry.position for entry in entries)
 
 
 def catch_up(*, batch_size: int = 5000, max_batches: int | None = None, react: bool = True) -> int:
@@ -689,11 +698,14 @@ def catch_up(*, batch_size: int = 5000, max_batches: int | None = None, react: b
     return applied
 
 
-def rebuild(*, batch_size: int = 5000) -> int:
-    """Drop every projection and rebuild it from the whole stream.
+def rebuild(*, batch_size: int | None = None) -> int:
+    """Drop every projection and rebuild it from the whole stream; return the events read.
 
-    Reactions (detection) do not run: replaying history must not append to it.
+    Reactions (detection) do not run: replaying history must not append to it. On PostgreSQL
+    the stream is folded in one pass (`bulk_rebuild`); elsewhere it is caught up in batches.
     """
+    if postgres_fast_path():
+        return bulk_rebuild(chunk_size=batch_size or 5_000)
     with transaction.atomic():
         TimelineEntry.objects.all().delete()
         Release.objects.all().delete()
@@ -701,7 +713,411 @@ def rebuild(*, batch_size: int = 5000) -> int:
         for projection in projections:
             projection.reset()
         ProjectorCheckpoint.objects.update_or_create(name=NAME, defaults={"position": 0})
-    return catch_up(batch_size=batch_size, react=False)
+    return catch_up(batch_size=batch_size or 5000, react=False)
+
+
+_READ_ALL = (
+    "SELECT position, event_id::text, source, event_type, repository, sha, branch, tag, "
+    f"occurred_at, data::text FROM {StreamEvent._meta.db_table} ORDER BY position"
+)
+# The values of the normalised fields that entries keep and that repeat across entries.
+_SHARED_FIELDS = (
+    "platform",
+    "kind",
+    "name",
+    "workflow_name",
+    "status",
+    "conclusion",
+    "sha",
+    "branch",
+    "tag",
+    "pipeline_id",
+    "run_id",
+)
+_PROJECTION_TABLES = (_ENTRY_TABLE, Release._meta.db_table, KnownTag._meta.db_table)
+# The application's role may TRUNCATE exactly these (see `releases.roles`).
+assert set(_PROJECTION_TABLES) == set(TRUNCATABLE)
+
+
+def bulk_rebuild(*, chunk_size: int = 5_000, max_held: int = 60_000) -> int:
+    """Rebuild the projections from the whole stream in one pass; return the events read.
+
+    PostgreSQL only. The same rules as `catch_up`, applied once: every delivery folded into
+    its entry and every tag fact merged in memory, then each entry placed by the tags known
+    at the end, each release derived once, and everything written with COPY. One
+    transaction: readers see the old projections until the new ones are complete.
+
+    At most `max_held` entries stay in memory: beyond that, the least recently delivered
+    are set aside in a temporary table, and the entries are then merged, placed and
+    derived from it in order, a key and then a release at a time (`_copy_spilled`).
+    """
+    with transaction.atomic():
+        ProjectorCheckpoint.objects.get_or_create(name=NAME)
+        # Wait for a running projector rather than rebuilding under it.
+        checkpoint = ProjectorCheckpoint.objects.select_for_update().get(name=NAME)
+        with connection.cursor() as cursor:
+            # TRUNCATE refuses a table with foreign key checks still pending in this
+            # transaction (Django defers them all): run them now, and defer again after.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"TRUNCATE {', '.join(_PROJECTION_TABLES)}")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        for projection in projections:
+            projection.reset()
+        # The fold makes millions of objects and no cycles: the collector would walk every
+        # one of them, again and again, as the fold grows.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            entries, facts, read, last, spilled = _fold_stream(chunk_size, max_held)
+            if spilled:
+                _spill(list(entries.values()))
+                entries.clear()
+                _copy_spilled(facts)
+            else:
+                _copy_projections(entries, facts)
+            _copy_tags(facts)
+        finally:
+            if collecting:
+                gc.enable()
+        checkpoint.position = last
+        checkpoint.save(update_fields=["position", "updated_at"])
+    return read
+
+
+def _fold_stream(
+    chunk_size: int, max_held: int
+) -> tuple[dict[str, Entry], dict[tuple[str, str], TagFact], int, int, bool]:
+    """Read the whole stream once; return its entries, tag facts, count and last position.
+
+    The last value says whether entries were set aside (`_spill`): the entries returned are
+    then only those still held. The other projections are fed each chunk as it is read, as
+    `catch_up` feeds them.
+    """
+    import psycopg
+
+    entries: dict[str, Entry] = {}
+    facts: dict[tuple[str, str], TagFact] = {}
+    read = last = 0
+    spilled = False
+    # One copy of each repeated value (names, statuses, commits) rather than one per entry:
+    # the fold holds every entry of the stream at once.
+    shared = sys.intern
+    connection.ensure_connection()
+    # A server-side cursor: the stream is never held in memory, only its fold.
+    with psycopg.ServerCursor(connection.connection, "shiplog_rebuild") as cursor:
+        cursor.itersize = chunk_size
+        cursor.execute(_READ_ALL, binary=True)
+        while chunk := cursor.fetchmany(chunk_size):
+            rows: list[StreamRow] = []
+            for p, e, s, t, r, sha, b, tag, at, d in chunk:
+                data = _json(d)
+                for name in _SHARED_FIELDS:
+                    value = data.get(name)
+                    if value.__class__ is str:
+                        data[name] = shared(value)
+                rows.append(
+                    StreamRow(p, e, s, t, shared(r), shared(sha), shared(b), shared(tag), at, data)
+                )
+            for row in rows:
+                if not row.repository:
+                    continue
+                entry = entry_from_row(row)
+                if entry is not None:
+                    key = entry.entry_key
+                    existing = entries.pop(key, None)
+                    # Re-inserted, so the dict's order is the order of last delivery.
+                    entries[key] = entry if existing is None else merge(existing, entry)
+                for fact in tag_facts(row, entry):
+                    tag_key = (fact.repository, fact.tag)
+                    facts[tag_key] = merge_tag(facts.get(tag_key), fact)
+            for projection in projections:
+                projection.apply(rows)
+            read += len(rows)
+            last = rows[-1].position
+            if len(entries) > max_held:
+                # Deliveries of one entry come close together: the entries delivered
+                # least recently are the least likely to see another.
+                cold = list(itertools.islice(entries, len(entries) - max_held // 2))
+                # The server cursor must not be mid-fetch while COPY runs: it is not.
+                _spill([entries.pop(key) for key in cold])
+                spilled = True
+    return entries, facts, read, last, spilled
+
+
+def _copy_projections(entries: dict[str, Entry], facts: dict[tuple[str, str], TagFact]) -> None:
+    """Place the entries in releases by the final tags, derive the releases, COPY it all."""
+    repositories = {entry.repository for entry in entries.values()}
+    policies = policies_for(repositories)
+    tags, tags_by_sha = _tag_maps(facts)
+
+    members: dict[ReleaseKey, list[Entry]] = {}
+    placed: list[tuple[Entry, ReleaseKey | None]] = []
+    for entry in entries.values():
+        repository = entry.repository
+        key = release_key(
+            entry,
+            tags=tags[repository],
+            tags_by_sha=tags_by_sha[repository],
+            policy=policies[repository],
+        )
+        placed.append((entry, key))
+        if key is not None:
+            members.setdefault(key, []).append(entry)
+
+    # Ids in the order the incremental path would create them: by the release's first entry.
+    for group in members.values():
+        group.sort(key=_stream_order)
+    order = sorted(members, key=lambda k: _stream_order(members[k][0]))
+    release_ids = dict(zip(order, _reserve_ids(Release, len(order)), strict=True))
+    with _binary_cursor() as cursor, cursor.copy(_COPY_RELEASES) as copy:
+        for key in order:
+            copy.write_row(_release_row(release_ids[key], key, members[key], policies, facts))
+    members.clear()
+    _copy_entries(
+        [_entry_values(entry, release_ids[key] if key else None) for entry, key in placed]
+    )
+
+
+def _copy_tags(facts: dict[tuple[str, str], TagFact]) -> None:
+    with (
+        _binary_cursor() as cursor,
+        cursor.copy(
+            f"COPY {KnownTag._meta.db_table} (repository, tag, sha, rank, tagged_at) FROM STDIN"
+        ) as copy,
+    ):
+        for fact in facts.values():
+            copy.write_row((fact.repository, fact.tag, fact.sha, fact.rank, fact.tagged_at))
+
+
+def _tag_maps(
+    facts: Mapping[tuple[str, str], TagFact],
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
+    """Return every known tag's commit, and the tags at each commit, by repository."""
+    tags: dict[str, dict[str, str]] = defaultdict(dict)
+    tags_by_sha: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for (repository, tag), fact in facts.items():
+        tags[repository][tag] = fact.sha
+        if fact.sha:
+            tags_by_sha[repository][fact.sha].append(tag)
+    return tags, tags_by_sha
+
+
+_SPILL_TABLE = "shiplog_rebuild_entries"
+_ENTRY_SELECT = ", ".join(
+    f"{column}::text" if name == "extra" else column
+    for name, (column, _) in zip(
+        ("entry_key", *ENTRY_FIELDS),
+        _columns(TimelineEntry, ("entry_key", *ENTRY_FIELDS)),
+        strict=True,
+    )
+)
+_EXTRA_AT = 1 + ENTRY_FIELDS.index("extra")
+
+
+def _spill(entries: Sequence[Entry]) -> None:
+    """Set these (partly merged) entries aside in a temporary table, created on first use."""
+    with _binary_cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_SPILL_TABLE} ON COMMIT DROP AS "
+            f"SELECT {_ENTRY_SELECT.replace('::text', '')} FROM {_ENTRY_TABLE} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {_SPILL_TABLE} FROM STDIN") as copy:
+            for entry in entries:
+                copy.write_row(_entry_values(entry))
+
+
+def _entry_values(entry: Entry, *release: int | None) -> tuple[Any, ...]:
+    """Return an entry's column values, as `_ENTRY_SELECT` reads them (extra as JSON text).
+
+    After entry_key comes the release's id, if given.
+    """
+    values: list[Any] = [entry.entry_key, *release]
+    for name in ENTRY_FIELDS:
+        value = getattr(entry, name)
+        values.append(orjson.dumps(dict(value)).decode() if name == "extra" else value)
+    return tuple(values)
+
+
+def _read_entries(query: str, chunk_size: int, name: str) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield the (extra value, Entry) rows of `query` in chunks, from a server-side cursor."""
+    import psycopg
+    from psycopg.types.datetime import TimestamptzLoader
+
+    connection.ensure_connection()
+    with psycopg.ServerCursor(connection.connection, name) as cursor:
+        # Timestamps as psycopg reads them (in UTC here), not through Django's loader.
+        cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+        cursor.execute(query)
+        while chunk := cursor.fetchmany(chunk_size):
+            yield chunk
+
+
+class _Whereabouts(NamedTuple):
+    """The fields of an entry that `release_key` reads."""
+
+    repository: str
+    tag: str
+    branch: str
+    sha: str
+
+
+_WHEREABOUTS_AT = tuple(1 + ENTRY_FIELDS.index(name) for name in _Whereabouts._fields)
+
+
+def _entry_from_values(row: Sequence[Any], start: int = 0) -> Entry:
+    values = list(row[start:])
+    values[_EXTRA_AT] = orjson.loads(values[_EXTRA_AT])
+    return Entry(*values)
+
+
+def _copy_spilled(facts: dict[tuple[str, str], TagFact], chunk_size: int = 20_000) -> None:
+    """Merge, place and store the set-aside entries, then derive and store their releases.
+
+    Two ordered reads keep memory bounded: the entries by key, so the parts of each one
+    come together, then the stored entries by release, one release at a time.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT repository FROM {_SPILL_TABLE}")
+        policies = policies_for([row[0] for row in cursor.fetchall()])
+    tags, tags_by_sha = _tag_maps(facts)
+    release_ids: dict[ReleaseKey, int] = {}
+    spare: list[int] = []
+
+    def place(values: Sequence[Any]) -> tuple[Any, ...]:
+        """Return an entry's row for `_copy_entries`, from its `_ENTRY_SELECT` values."""
+        where = _Whereabouts(*(values[i] for i in _WHEREABOUTS_AT))
+        repository = where.repository
+        key = release_key(
+            cast(Entry, where),
+            tags=tags[repository],
+            tags_by_sha=tags_by_sha[repository],
+            policy=policies[repository],
+        )
+        release_id = None if key is None else release_ids.get(key)
+        if key is not None and release_id is None:
+            if not spare:
+                spare.extend(reversed(_reserve_ids(Release, 1000)))
+            release_id = release_ids[key] = spare.pop()
+        return (values[0], release_id, *values[1:])
+
+    # Most entries were set aside whole: their rows go back as they came, untouched. Only
+    # an entry set aside in parts is decoded, merged and encoded again.
+    held: Sequence[Any] | None = None
+    merged: Entry | None = None
+    for chunk in _read_entries(
+        f'SELECT {_ENTRY_SELECT} FROM {_SPILL_TABLE} ORDER BY entry_key COLLATE "C"',
+        chunk_size,
+        "shiplog_rebuild_spilled",
+    ):
+        placed: list[tuple[Any, ...]] = []
+        for row in chunk:
+            if held is not None and held[0] == row[0]:
+                merged = merge(merged or _entry_from_values(held), _entry_from_values(row))
+                continue
+            if held is not None:
+                placed.append(place(held if merged is None else _entry_values(merged)))
+            held, merged = row, None
+        _copy_entries(placed)
+    if held is not None:
+        _copy_entries([place(held if merged is None else _entry_values(merged))])
+
+    keys = {release_id: key for key, release_id in release_ids.items()}
+    rows: list[tuple[Any, ...]] = []
+    group: list[Entry] = []
+    group_id: int | None = None
+    for chunk in _read_entries(
+        f"SELECT release_id, {_ENTRY_SELECT} FROM {_ENTRY_TABLE} "
+        'WHERE release_id IS NOT NULL ORDER BY release_id, first_position, entry_key COLLATE "C"',
+        chunk_size,
+        "shiplog_rebuild_placed",
+    ):
+        for row in chunk:
+            if row[0] != group_id:
+                if group_id is not None:
+                    rows.append(_release_row(group_id, keys[group_id], group, policies, facts))
+                group, group_id = [], row[0]
+            group.append(_entry_from_values(row, 1))
+    if group_id is not None:
+        rows.append(_release_row(group_id, keys[group_id], group, policies, facts))
+    with _binary_cursor() as cursor, cursor.copy(_COPY_RELEASES) as copy:
+        for values in rows:
+            copy.write_row(values)
+
+
+def _copy_entries(rows: Sequence[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    with (
+        _binary_cursor() as cursor,
+        cursor.copy(
+            f"COPY {_ENTRY_TABLE} ({', '.join(c for c, _ in _ENTRY_COLUMNS)}) FROM STDIN"
+        ) as copy,
+    ):
+        for values in rows:
+            copy.write_row(values)
+
+
+_RELEASE_KEY_COLUMNS = ("id", "repository", "ref_kind", "ref_key", "tag", "branch", "sha")
+_COPY_RELEASES = (
+    f"COPY {Release._meta.db_table} ({', '.join(_RELEASE_KEY_COLUMNS)}, "
+    f"{', '.join(c for c, _ in _RELEASE_COLUMNS)}) FROM STDIN"
+)
+
+
+def _release_row(
+    release_id: int,
+    key: ReleaseKey,
+    entries: list[Entry],
+    policies: Mapping[str, Policy],
+    facts: Mapping[tuple[str, str], TagFact],
+) -> tuple[Any, ...]:
+    """Derive a release from its entries; return its row for `_COPY_RELEASES`."""
+    # The stream's order, as Python compares keys (the database's collation may not).
+    entries.sort(key=_stream_order)
+    tag = key.name if key.ref_kind == "tag" else ""
+    release = Release(
+        repository=key.repository,
+        ref_kind=key.ref_kind,
+        ref_key=key.ref_key,
+        tag=tag,
+        branch=key.name if key.ref_kind == "branch" else "",
+        sha=key.sha,
+    )
+    known = facts.get((key.repository, tag)) if tag else None
+    view = derive(
+        key.ref_kind,
+        entries,
+        policies[key.repository],
+        tagged_at=known.tagged_at if known is not None else None,
+    )
+    _set_derived(release, view, entries)
+    return (
+        release_id,
+        release.repository,
+        release.ref_kind,
+        release.ref_key,
+        release.tag,
+        release.branch,
+        release.sha,
+        *(
+            orjson.dumps(release.blocking).decode()
+            if name == "blocking"
+            else getattr(release, name)
+            for name in _RELEASE_FIELDS
+        ),
+    )
+
+
+def _reserve_ids(model: type[Model], count: int) -> list[int]:
+    """Return `count` fresh ids from the sequence behind `model`'s primary key."""
+    if not count:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [model._meta.db_table, model._meta.pk.column, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def checkpoint_position() -> int:

@@ -2,7 +2,8 @@
 
 Migrations run as the tables' owner; the application runs as a role that may only SELECT and
 INSERT on the stream (never UPDATE, DELETE or TRUNCATE, and, not being the owner or a
-superuser, never ALTER it to disable its triggers), and read and write the projections.
+superuser, never ALTER it to disable its triggers), and read and write the projections. It
+may TRUNCATE the release projections alone, which a rebuild empties at once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import sql
 
 from releases.immutability import TABLE
+
+# The tables `projector.bulk_rebuild` empties: projections only, never the stream.
+TRUNCATABLE = ("releases_timelineentry", "releases_release", "releases_knowntag")
 
 
 def grant_statements(role: str) -> list[sql.Composable]:
@@ -26,6 +30,9 @@ def grant_statements(role: str) -> list[sql.Composable]:
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(name),
         sql.SQL("REVOKE ALL ON {} FROM {}").format(stream, name),
         sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(stream, name),
+        sql.SQL("GRANT TRUNCATE ON {} TO {}").format(
+            sql.SQL(", ").join(sql.Identifier(table) for table in TRUNCATABLE), name
+        ),
     ]
 
 

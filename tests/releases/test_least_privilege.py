@@ -48,12 +48,13 @@ def test_the_app_role_cannot_rewrite_or_unprotect_the_stream(app_role, statement
             conn.execute(statement)
 
 
-def test_the_app_works_as_its_role(app_role):
+@pytest.mark.parametrize("project", ["projector.catch_up()", "projector.rebuild()"])
+def test_the_app_works_as_its_role(app_role, project):
     script = (
         "from releases import stream, projector;"
         "stream.append(source='api', event_type='deploy.marker', delivery_key='as-app',"
         " repository='pyodide/pyodide', tag='0.26.2', data={'kind': 'marker', 'name': 'm'});"
-        "projector.catch_up();"
+        f"{project};"
         "print(list(stream.verify_chain()))"
     )
     result = subprocess.run(
