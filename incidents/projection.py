@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -35,53 +36,93 @@ def summary_of(findings: dict[str, Any]) -> str:
     return " ".join(f["summary"] for f in findings.values() if f.get("summary"))
 
 
+# Event kinds whose projection writes rows that refer to the incident.
+_WRITES_RELATED = {
+    events.ACTION_ITEM_ADDED,
+    events.ACTION_ITEM_COMPLETED,
+    events.POSTMORTEM_GENERATED,
+}
+_INCIDENT_FIELDS = [f.name for f in Incident._meta.concrete_fields if not f.primary_key]
+
+
+def _incident_id(row: StreamRow) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(row.data.get("incident_id")))
+    except ValueError:
+        return None
+
+
+def _store(changed: dict[uuid.UUID, Incident], pending: list[IncidentEvent]) -> None:
+    """Write the incidents changed and the events applied so far, then forget them."""
+    if changed:
+        Incident.objects.bulk_create(
+            list(changed.values()),
+            update_conflicts=True,
+            unique_fields=["id"],
+            update_fields=_INCIDENT_FIELDS,
+        )
+        changed.clear()
+    if pending:
+        IncidentEvent.objects.bulk_create(pending, ignore_conflicts=True)
+        pending.clear()
+
+
 class IncidentProjection(Projection):
     def reset(self) -> None:
         """Delete every incident row (they are all rebuilt from the stream)."""
         Incident.objects.all().delete()
 
     def apply(self, rows: Sequence[StreamRow]) -> None:
-        """Apply the incident events among `rows`."""
-        for row in rows:
-            if row.source != "shiplog" or not row.event_type.startswith("incident."):
-                continue
+        """Apply the incident events among `rows`.
+
+        A batch's incidents are read in one query and written back in one upsert, with their
+        events in one insert: detection appends several events per release it looks at.
+        """
+        mine = [
+            row
+            for row in rows
+            if row.source == "shiplog" and row.event_type.startswith("incident.")
+        ]
+        if not mine:
+            return
+        wanted = {found for row in mine if (found := _incident_id(row)) is not None}
+        known: dict[uuid.UUID, Incident] = {i.pk: i for i in Incident.objects.filter(pk__in=wanted)}
+        changed: dict[uuid.UUID, Incident] = {}
+        pending: list[IncidentEvent] = []
+        for row in mine:
             data = dict(row.data)
-            incident_id = data.get("incident_id")
-            incident: Incident | None
-            if row.event_type == events.OPENED:
-                incident = self._open(row, data)
-            else:
-                incident = Incident.objects.filter(pk=str(incident_id)).first()
+            incident_id = _incident_id(row)
+            incident = known.get(incident_id) if incident_id else None
+            if incident is None and incident_id and row.event_type == events.OPENED:
+                incident = known[incident_id] = self._open(row, data)
             if incident is None:
                 logger.warning("incident event at %s names no known incident", row.position)
                 continue
             if row.event_type != events.OPENED:
+                if row.event_type in _WRITES_RELATED:
+                    # Its rows refer to the incident, which must be stored before them.
+                    _store(changed, pending)
                 self._apply(incident, row, data)
             incident.last_position = max(incident.last_position, row.position)
-            incident.save()
-            IncidentEvent.objects.bulk_create(
-                [
-                    IncidentEvent(
-                        incident=incident,
-                        position=row.position,
-                        event_type=row.event_type,
-                        occurred_at=row.occurred_at,
-                        actor=str(data.get("actor", "")),
-                        data=data,
-                    )
-                ],
-                ignore_conflicts=True,
+            changed[incident.pk] = incident
+            pending.append(
+                IncidentEvent(
+                    incident=incident,
+                    position=row.position,
+                    event_type=row.event_type,
+                    occurred_at=row.occurred_at,
+                    actor=str(data.get("actor", "")),
+                    data=data,
+                )
             )
+        _store(changed, pending)
 
     @staticmethod
     def _open(row: StreamRow, data: dict[str, Any]) -> Incident:
-        existing = Incident.objects.filter(pk=data["incident_id"]).first()
-        if existing is not None:
-            return existing
         finding = data.get("finding", {})
         findings = {finding["rule"]: finding} if finding else {}
         return Incident(
-            id=data["incident_id"],
+            id=_incident_id(row),
             repository=row.repository,
             release_key=data.get("release_key", ""),
             release_name=data.get("release_name", ""),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from incidents import services
-from incidents.models import Incident, IncidentEvent, PostmortemRevision
-from releases import projector
-from releases.models import Release, StreamEvent
+from incidents.models import ActionItem, Incident, IncidentEvent, PostmortemRevision
+from releases import projector, stream
+from releases.models import Release, Source, StreamEvent
 from releases.services import policy_set, repository_create
 from tests.releases import factories as f
 
@@ -133,3 +135,56 @@ def test_maintainer_text_survives_regeneration_and_every_revision_is_kept(pyodid
     assert "The REPL was down." in revisions[1].markdown
     assert "*detective*: Probe the console page" in revisions[1].markdown
     assert "The REPL was down." not in revisions[0].markdown
+
+
+def _incident_rows() -> list[list[Any]]:
+    incidents = list(Incident.objects.order_by("pk").values_list())
+    # Ids of the other rows are the database's: compare what follows them.
+    events = [e[1:] for e in IncidentEvent.objects.order_by("position").values_list()]
+    items = [i[1:] for i in ActionItem.objects.order_by("item_id").values_list()]
+    revisions = [r[1:] for r in PostmortemRevision.objects.order_by("revision").values_list()]
+    return [incidents, events, items, revisions]
+
+
+def test_a_whole_incident_life_in_one_batch_projects_as_it_did_event_by_event(pyodide):
+    f.append_all(f.pyodide_story())
+    projector.catch_up()
+    f.append_all(f.rerun_story())
+    projector.catch_up()
+    incident = Incident.objects.get()
+    services.incident_acknowledge(incident_id=incident.pk, actor="hood")
+    services.postmortem_generate(incident_id=incident.pk)
+    item = services.action_item_add(
+        incident_id=incident.pk, kind="detective", text="Probe the console page", actor="hood"
+    )
+    item_id = ActionItem.objects.get(incident=item).item_id
+    services.action_item_complete(incident_id=incident.pk, item_id=item_id, actor="hood")
+    services.incident_status_change(incident_id=incident.pk, status="investigating", actor="h")
+    projector.catch_up()
+    one_by_one = _incident_rows()
+
+    # One batch holds the opening, the evidence, the acknowledgement, the postmortem, the
+    # action item's addition and completion, and the reopening.
+    projector.rebuild()
+
+    assert _incident_rows() == one_by_one
+    assert ActionItem.objects.get().done
+    kinds = set(IncidentEvent.objects.values_list("event_type", flat=True))
+    assert {"incident.acknowledged", "incident.status_changed"} <= kinds
+
+
+def test_an_incident_event_with_an_unreadable_id_is_skipped(pyodide, caplog):
+    f.append_all(f.pyodide_story())
+    projector.catch_up()
+    stream.append(
+        source=Source.SHIPLOG,
+        event_type="incident.note_added",
+        delivery_key="shiplog:incident:broken:note",
+        repository=f.REPO,
+        data={"incident_id": "not-a-uuid", "kind": "incident", "text": "lost"},
+    )
+
+    projector.catch_up()
+
+    assert Incident.objects.count() == 1
+    assert "names no known incident" in caplog.text
