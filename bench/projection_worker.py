@@ -177,7 +177,7 @@ def projection(quick: bool) -> dict[str, Any]:
     """Seed, rebuild, catch up with and without detection, time the APIs."""
     releases = 1_000 if quick else 20_000
     fresh = 400 if quick else 2_000
-    rounds = 1 if quick else 2
+    rounds = 1 if quick else 3
     set_policy()
     out: dict[str, Any] = {"releases": releases, "fresh_releases": fresh}
     out["seed"] = seed(releases, first=0)
