@@ -27,6 +27,7 @@ from releases.ci_clients.base import PermanentFailure, RateLimited, TransientFai
 from releases.ci_clients.circleci import CircleCIClient
 from releases.ci_clients.github import GitHubClient
 from releases.models import Release, Repository, RetryAttempt, Source
+from releases.projector import matching_pairs
 from releases.retry import Decision, PastAttempt, RetryPolicyError, decide, retry_policy_from
 from releases.selectors import ci_credential_token, release_details
 
@@ -64,20 +65,26 @@ def _record(
     )
 
 
-def _history(release: Release) -> dict[str, list[PastAttempt]]:
-    history: dict[str, list[PastAttempt]] = defaultdict(list)
-    attempts = RetryAttempt.objects.filter(
-        repository=release.repository, release_key=release.ref_key
-    ).order_by("attempt")
+def _histories(releases: Iterable[Release]) -> dict[int, dict[str, list[PastAttempt]]]:
+    """Return each release's past retry attempts by `platform:deploy`, from one query."""
+    histories: dict[int, dict[str, list[PastAttempt]]] = {}
+    by_key: dict[tuple[str, str], int] = {}
+    for release in releases:
+        histories[release.pk] = defaultdict(list)
+        by_key[(release.repository, release.ref_key)] = release.pk
+    attempts = matching_pairs(
+        RetryAttempt.objects.order_by("attempt"), "repository", "release_key", by_key
+    )
     for attempt in attempts:
         outcome = {
             RetryAttempt.Status.IN_FLIGHT: "requested",
             RetryAttempt.Status.UNKNOWN: "failed",
         }.get(RetryAttempt.Status(attempt.status), attempt.status)
+        history = histories[by_key[(attempt.repository, attempt.release_key)]]
         history[f"{attempt.platform}:{attempt.deploy}"].append(
             PastAttempt(attempt.attempt, attempt.requested_at, outcome)
         )
-    return history
+    return histories
 
 
 def consider_after_batch(release_ids: set[int]) -> None:
@@ -95,6 +102,7 @@ def retries_consider(release_ids: Iterable[int], *, now: datetime | None = None)
         )
     )
     details = release_details(releases)
+    histories = _histories(releases)
     for release in releases:
         detail = details[release.pk]
         try:
@@ -106,7 +114,7 @@ def retries_consider(release_ids: Iterable[int], *, now: datetime | None = None)
             view=detail.view,
             entries=detail.entries,
             policy=policy,
-            history=_history(release),
+            history=histories[release.pk],
             now=now,
             kill_switch=settings.SHIPLOG_RETRY_KILL_SWITCH,
         )
