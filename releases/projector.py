@@ -332,6 +332,11 @@ _UPSERT_ENTRIES = (
 )
 
 
+def _as_columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """Return rows as one list per column, as `unnest` takes them."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 def _write_entries(placed: Mapping[str, tuple[int | None, Entry]]) -> None:
     """Insert or update these entries, each in the release it now belongs to."""
     if not placed:
@@ -350,15 +355,7 @@ def _write_entries(placed: Mapping[str, tuple[int | None, Entry]]) -> None:
     items = list(placed.values())
     for start in range(0, len(items), 20_000):
         chunk = items[start : start + 20_000]
-        columns: list[list[Any]] = [
-            [entry.entry_key for _, entry in chunk],
-            [release_id for release_id, _ in chunk],
-        ]
-        for name in ENTRY_FIELDS:
-            if name == "extra":
-                columns.append([orjson.dumps(dict(e.extra)).decode() for _, e in chunk])
-            else:
-                columns.append([getattr(e, name) for _, e in chunk])
+        columns = _as_columns(_entry_values(e, release_id) for release_id, e in chunk)
         with _binary_cursor() as cursor:
             cursor.execute(_UPSERT_ENTRIES, columns)
 
@@ -528,14 +525,22 @@ def _write_releases(releases: Sequence[Release]) -> None:
     if not postgres_fast_path():
         Release.objects.bulk_update(releases, _RELEASE_FIELDS, batch_size=500)
         return
-    columns: list[list[Any]] = [[r.pk for r in releases]]
-    for name in _RELEASE_FIELDS:
-        if name == "blocking":
-            columns.append([orjson.dumps(r.blocking).decode() for r in releases])
-        else:
-            columns.append([getattr(r, name) for r in releases])
+    columns = _as_columns(_release_values(r) for r in releases)
     with _binary_cursor() as cursor:
         cursor.execute(_UPDATE_RELEASES, columns)
+
+
+def _release_values(release: Release) -> tuple[Any, ...]:
+    """Return a release's id and derived fields, as `_RELEASE_FIELDS` orders them."""
+    return (
+        release.pk,
+        *(
+            orjson.dumps(release.blocking).decode()
+            if name == "blocking"
+            else getattr(release, name)
+            for name in _RELEASE_FIELDS
+        ),
+    )
 
 
 def release_entries(
@@ -869,9 +874,10 @@ def _copy_projections(entries: dict[str, Entry], facts: dict[tuple[str, str], Ta
         group.sort(key=_stream_order)
     order = sorted(members, key=lambda k: _stream_order(members[k][0]))
     release_ids = dict(zip(order, _reserve_ids(Release, len(order)), strict=True))
-    with _binary_cursor() as cursor, cursor.copy(_COPY_RELEASES) as copy:
-        for key in order:
-            copy.write_row(_release_row(release_ids[key], key, members[key], policies, facts))
+    _copy(
+        _COPY_RELEASES,
+        (_release_row(release_ids[key], key, members[key], policies, facts) for key in order),
+    )
     members.clear()
     _copy_entries(
         [_entry_values(entry, release_ids[key] if key else None) for entry, key in placed]
@@ -879,14 +885,10 @@ def _copy_projections(entries: dict[str, Entry], facts: dict[tuple[str, str], Ta
 
 
 def _copy_tags(facts: dict[tuple[str, str], TagFact]) -> None:
-    with (
-        _binary_cursor() as cursor,
-        cursor.copy(
-            f"COPY {KnownTag._meta.db_table} (repository, tag, sha, rank, tagged_at) FROM STDIN"
-        ) as copy,
-    ):
-        for fact in facts.values():
-            copy.write_row((fact.repository, fact.tag, fact.sha, fact.rank, fact.tagged_at))
+    _copy(
+        f"COPY {KnownTag._meta.db_table} (repository, tag, sha, rank, tagged_at) FROM STDIN",
+        ((f.repository, f.tag, f.sha, f.rank, f.tagged_at) for f in facts.values()),
+    )
 
 
 def _tag_maps(
@@ -921,9 +923,7 @@ def _spill(entries: Sequence[Entry]) -> None:
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_SPILL_TABLE} ON COMMIT DROP AS "
             f"SELECT {_ENTRY_SELECT.replace('::text', '')} FROM {_ENTRY_TABLE} WITH NO DATA"
         )
-        with cursor.copy(f"COPY {_SPILL_TABLE} FROM STDIN") as copy:
-            for entry in entries:
-                copy.write_row(_entry_values(entry))
+    _copy(f"COPY {_SPILL_TABLE} FROM STDIN", (_entry_values(entry) for entry in entries))
 
 
 def _entry_values(entry: Entry, *release: int | None) -> tuple[Any, ...]:
@@ -939,7 +939,7 @@ def _entry_values(entry: Entry, *release: int | None) -> tuple[Any, ...]:
 
 
 def _read_entries(query: str, chunk_size: int, name: str) -> Iterator[list[tuple[Any, ...]]]:
-    """Yield the (extra value, Entry) rows of `query` in chunks, from a server-side cursor."""
+    """Yield the rows of `query` in chunks of `chunk_size`, from a server-side cursor."""
     import psycopg
     from psycopg.types.datetime import TimestamptzLoader
 
@@ -1039,22 +1039,22 @@ def _copy_spilled(facts: dict[tuple[str, str], TagFact], chunk_size: int = 20_00
             group.append(_entry_from_values(row, 1))
     if group_id is not None:
         rows.append(_release_row(group_id, keys[group_id], group, policies, facts))
-    with _binary_cursor() as cursor, cursor.copy(_COPY_RELEASES) as copy:
+    _copy(_COPY_RELEASES, rows)
+
+
+def _copy(statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    """Write `rows` with one `COPY … FROM STDIN` statement."""
+    with _binary_cursor() as cursor, cursor.copy(statement) as copy:
         for values in rows:
             copy.write_row(values)
+
+
+_COPY_ENTRIES = f"COPY {_ENTRY_TABLE} ({', '.join(c for c, _ in _ENTRY_COLUMNS)}) FROM STDIN"
 
 
 def _copy_entries(rows: Sequence[tuple[Any, ...]]) -> None:
-    if not rows:
-        return
-    with (
-        _binary_cursor() as cursor,
-        cursor.copy(
-            f"COPY {_ENTRY_TABLE} ({', '.join(c for c, _ in _ENTRY_COLUMNS)}) FROM STDIN"
-        ) as copy,
-    ):
-        for values in rows:
-            copy.write_row(values)
+    if rows:
+        _copy(_COPY_ENTRIES, rows)
 
 
 _RELEASE_KEY_COLUMNS = ("id", "repository", "ref_kind", "ref_key", "tag", "branch", "sha")
@@ -1091,6 +1091,7 @@ def _release_row(
         tagged_at=known.tagged_at if known is not None else None,
     )
     _set_derived(release, view, entries)
+    release.pk = release_id
     return (
         release_id,
         release.repository,
@@ -1099,12 +1100,7 @@ def _release_row(
         release.tag,
         release.branch,
         release.sha,
-        *(
-            orjson.dumps(release.blocking).decode()
-            if name == "blocking"
-            else getattr(release, name)
-            for name in _RELEASE_FIELDS
-        ),
+        *_release_values(release)[1:],
     )
 
 
