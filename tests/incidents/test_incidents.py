@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from incidents import services
@@ -11,6 +9,7 @@ from incidents.models import ActionItem, Incident, IncidentEvent, PostmortemRevi
 from releases import projector, stream
 from releases.models import Release, Source, StreamEvent
 from releases.services import policy_set, repository_create
+from tests.projection_state import incident_state
 from tests.releases import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -27,6 +26,15 @@ def _story_until(name: str) -> list[dict[str, object]]:
     story = f.pyodide_story()
     index = next(i for i, e in enumerate(story) if e["data"].get("name") == name)
     return story[: index + 1]
+
+
+def _resolved_by_the_rerun() -> Incident:
+    """Project the blocked release, then the rerun that shipped it; return its incident."""
+    f.append_all(f.pyodide_story())
+    projector.catch_up()
+    f.append_all(f.rerun_story())
+    projector.catch_up()
+    return Incident.objects.get()
 
 
 def test_an_incident_opens_in_the_same_projection_cycle_as_the_blocking_failure(pyodide):
@@ -71,11 +79,7 @@ def test_repeated_deliveries_and_rebuilds_never_open_a_second_incident(pyodide):
 
 
 def test_the_rerun_resolves_the_incident_and_a_postmortem_is_written(pyodide):
-    f.append_all(f.pyodide_story())
-    projector.catch_up()
-    f.append_all(f.rerun_story())
-    projector.catch_up()
-    incident = Incident.objects.get()
+    incident = _resolved_by_the_rerun()
     assert incident.status == "resolved"
     assert incident.resolved_at == f.at(3 * 24 * 60 + 10)
     revision = services.postmortem_generate(incident_id=incident.pk)
@@ -116,11 +120,7 @@ def test_status_transitions_are_validated_and_reopening_is_allowed(pyodide):
 
 
 def test_maintainer_text_survives_regeneration_and_every_revision_is_kept(pyodide):
-    f.append_all(f.pyodide_story())
-    projector.catch_up()
-    f.append_all(f.rerun_story())
-    projector.catch_up()
-    incident = Incident.objects.get()
+    incident = _resolved_by_the_rerun()
     services.postmortem_generate(incident_id=incident.pk)
     services.narrative_edit(
         incident_id=incident.pk, section="summary", text="The REPL was down.", actor="hood"
@@ -137,21 +137,8 @@ def test_maintainer_text_survives_regeneration_and_every_revision_is_kept(pyodid
     assert "The REPL was down." not in revisions[0].markdown
 
 
-def _incident_rows() -> list[list[Any]]:
-    incidents = list(Incident.objects.order_by("pk").values_list())
-    # Ids of the other rows are the database's: compare what follows them.
-    events = [e[1:] for e in IncidentEvent.objects.order_by("position").values_list()]
-    items = [i[1:] for i in ActionItem.objects.order_by("item_id").values_list()]
-    revisions = [r[1:] for r in PostmortemRevision.objects.order_by("revision").values_list()]
-    return [incidents, events, items, revisions]
-
-
 def test_a_whole_incident_life_in_one_batch_projects_as_it_did_event_by_event(pyodide):
-    f.append_all(f.pyodide_story())
-    projector.catch_up()
-    f.append_all(f.rerun_story())
-    projector.catch_up()
-    incident = Incident.objects.get()
+    incident = _resolved_by_the_rerun()
     services.incident_acknowledge(incident_id=incident.pk, actor="hood")
     services.postmortem_generate(incident_id=incident.pk)
     item = services.action_item_add(
@@ -161,13 +148,13 @@ def test_a_whole_incident_life_in_one_batch_projects_as_it_did_event_by_event(py
     services.action_item_complete(incident_id=incident.pk, item_id=item_id, actor="hood")
     services.incident_status_change(incident_id=incident.pk, status="investigating", actor="h")
     projector.catch_up()
-    one_by_one = _incident_rows()
+    one_by_one = incident_state()
 
     # One batch holds the opening, the evidence, the acknowledgement, the postmortem, the
     # action item's addition and completion, and the reopening.
     projector.rebuild()
 
-    assert _incident_rows() == one_by_one
+    assert incident_state() == one_by_one
     assert ActionItem.objects.get().done
     kinds = set(IncidentEvent.objects.values_list("event_type", flat=True))
     assert {"incident.acknowledged", "incident.status_changed"} <= kinds

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from incidents.models import ActionItem, Incident, IncidentEvent, PostmortemRevision
+from incidents.models import Incident
 from releases import projector
-from releases.models import KnownTag, Release, StreamEvent, TimelineEntry
+from releases.models import Release, StreamEvent
 from releases.services import policy_set, repository_create
+from tests.projection_state import projection_state
 from tests.releases import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -30,66 +31,25 @@ def pyodide():
     return repo
 
 
-def _state() -> dict[str, Any]:
-    """Return every projection row, releases named by their keys rather than their ids."""
-    refs = dict(Release.objects.values_list("pk", "ref_key"))
-    entries = [
-        {**row, "release_id": refs.get(row["release_id"])}
-        for row in TimelineEntry.objects.order_by("entry_key").values()
-    ]
-    for row in entries:
-        row.pop("id")
-    releases = [
-        {k: v for k, v in row.items() if k != "id"}
-        for row in Release.objects.order_by("repository", "ref_key").values()
-    ]
-    tags = [
-        {k: v for k, v in row.items() if k != "id"}
-        for row in KnownTag.objects.order_by("repository", "tag").values()
-    ]
-    incidents = list(Incident.objects.order_by("pk").values())
-    events = [
-        {k: v for k, v in row.items() if k != "id"}
-        for row in IncidentEvent.objects.order_by("position").values()
-    ]
-    items = [
-        {k: v for k, v in row.items() if k != "id"}
-        for row in ActionItem.objects.order_by("incident_id", "item_id").values()
-    ]
-    postmortems = [
-        {k: v for k, v in row.items() if k != "id"}
-        for row in PostmortemRevision.objects.order_by("incident_id", "revision").values()
-    ]
-    return {
-        "entries": entries,
-        "releases": releases,
-        "tags": tags,
-        "incidents": incidents,
-        "incident_events": events,
-        "action_items": items,
-        "postmortems": postmortems,
-    }
-
-
 def _last_position() -> int:
     return StreamEvent.objects.order_by("-position").values_list("position", flat=True)[0]
 
 
 def _assert_bulk_equals_incremental() -> None:
-    incremental = _state()
+    incremental = projection_state()
     assert incremental["entries"]
     assert incremental["releases"]
     read = projector.bulk_rebuild(chunk_size=4)
     assert read == StreamEvent.objects.count()
-    assert _state() == incremental
+    assert projection_state() == incremental
     assert projector.checkpoint_position() == _last_position()
     # Entries set aside in a temporary table, when more arrive than memory may hold.
     projector.bulk_rebuild(chunk_size=3, max_held=2)
-    assert _state() == incremental
+    assert projection_state() == incremental
     assert projector.checkpoint_position() == _last_position()
     # A rebuild of a rebuild changes nothing.
     projector.bulk_rebuild()
-    assert _state() == incremental
+    assert projection_state() == incremental
     assert projector.checkpoint_position() == _last_position()
 
 
