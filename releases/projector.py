@@ -36,6 +36,7 @@ from releases.policy import Policy
 from releases.projections import (
     Entry,
     ReleaseKey,
+    ReleaseView,
     StreamRow,
     TagFact,
     derive,
@@ -633,7 +634,7 @@ def refresh_releases(
         Release.objects.filter(pk__in=empty).delete()
 
 
-def _set_derived(release: Release, view: Any, entries: Sequence[Entry]) -> None:
+def _set_derived(release: Release, view: ReleaseView, entries: Sequence[Entry]) -> None:
     """Copy a release's derived state (`view`, from `entries`) onto the model."""
     release.state = view.state
     release.flags = f",{','.join(view.flags)},"

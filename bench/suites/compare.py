@@ -412,7 +412,8 @@ def _target(name: str, value: float, goal: float, *, at_most: bool = False) -> d
     return {"target": name, "value": value, "goal": goal, "at_most": at_most, "met": met}
 
 
-def _fmt(value: float) -> str:
+def format_value(value: float) -> str:
+    """Return a rate with thousands separators, a ratio or a latency with two decimals."""
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
 
@@ -527,7 +528,10 @@ def markdown(
             miss = (value - goal) / goal if target["at_most"] else (goal - value) / goal
             verdict = f"**no**: {'over' if target['at_most'] else 'short'} by {miss:.0%}"
         sign = "≤" if target["at_most"] else "≥"
-        lines.append(f"| {target['target']} | {sign} {_fmt(goal)} | {_fmt(value)} | {verdict} |")
+        lines.append(
+            f"| {target['target']} | {sign} {format_value(goal)} "
+            f"| {format_value(value)} | {verdict} |"
+        )
     shares = [run["cpu"]["others"] + run["cpu"]["steal"] for run in runs if "cpu" in run]
     checked = [run["integrity"] for run in runs if "integrity" in run]
     lines += [
