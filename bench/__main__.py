@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {suite.title} ({name})", flush=True)
         report = suite.run(options, machine)
         passed = passed and report.passed
-        path = write_results(name, {"suite": name, "machine": machine, **report.data})
+        # A partial run's figures are not comparable with the targets (see suites/targets.py).
+        partial = bool(args.quick or args.case)
+        payload = {"suite": name, "machine": machine, "partial": partial, **report.data}
+        path = write_results(name, payload)
         print(f"raw figures: {path}")
         if write_docs:
             # The machine section describes the default suites' figures; an opt-in suite

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.runner import RESULTS_DIR, Options, Report, Suite
+from bench.suites.compare import format_value
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ WHY = {
 
 
 def newest_results() -> dict[str, dict[str, Any]]:
-    """Return the newest results file of each suite, by suite name."""
+    """Return the newest full run's results of each suite, by suite name."""
     found: dict[str, dict[str, Any]] = {}
     if not RESULTS_DIR.exists():
         return found
@@ -95,7 +96,12 @@ def newest_results() -> dict[str, dict[str, Any]]:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("suite"), str):
+        # A quick run or a chosen case measures less than the targets ask about.
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("suite"), str)
+            and not data.get("partial")
+        ):
             found[data["suite"]] = data
     return found
 
@@ -197,8 +203,7 @@ def _compare(data: dict[str, Any]) -> Iterator[Row]:
     for t in data["summary"]["targets"]:
         sign = "≤" if t["at_most"] else "≥"
         key = next((k for part, k in keys.items() if part in t["target"]), "")
-        value = t["value"]
-        text = _n(value) if abs(value) >= 100 else f"{value:.2f}"
+        text = format_value(t["value"])
         yield Row("#7", f"{t['target']} {sign} {t['goal']:g}", text, bool(t["met"]), key=key)
 
 

@@ -96,3 +96,10 @@ def test_an_unreadable_results_file_is_skipped(results):
     _write(results, "lag", "2026-11-26T10:00:00", **_lag(10, 40))
 
     assert targets.newest_results()["lag"]["lag"]["lag_ms"]["p99"] == 40
+
+
+def test_a_quick_run_never_stands_for_a_full_one(results):
+    _write(results, "lag", "2026-11-26T10:00:00", **_lag(10, 40))
+    _write(results, "lag", "2026-11-27T10:00:00", partial=True, **_lag(10, 2_000))
+
+    assert targets.newest_results()["lag"]["lag"]["lag_ms"]["p99"] == 40
